@@ -1,0 +1,324 @@
+import test, { type ExecutionContext } from 'ava';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse as parseYaml } from 'yaml';
+import { loadConfig, parseConfig, redactConfig, type Config } from '../ts/config/index.js';
+import { ConfigError } from '../ts/errors.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const fixture = (name: string) => path.join(here, 'fixtures', name);
+const repoConfig = path.join(here, '..', 'config.yaml');
+
+/** A minimal valid document; `extra` sections are merged over it (one level deep). */
+function doc(extra: Record<string, Record<string, unknown>> = {}): Record<string, unknown> {
+  const base: Record<string, Record<string, unknown>> = {
+    kafka: { broker: 'localhost:9092', topic: 'events', group_id: 'g' },
+    delta: { table_path: '/data/events', partition_column: 'date_col' },
+  };
+  for (const [k, v] of Object.entries(extra)) base[k] = { ...base[k], ...v };
+  return base;
+}
+
+/** parseConfig that must fail; returns the error. */
+function fails(t: ExecutionContext, raw: unknown, env: Record<string, string> = {}): ConfigError {
+  const err = t.throws(() => parseConfig(raw, { env }), { instanceOf: ConfigError });
+  if (!(err instanceof ConfigError)) throw new Error('expected a ConfigError');
+  return err;
+}
+
+function problem(err: ConfigError, key: string): string {
+  const p = err.problems.find((q) => q.key === key);
+  if (p === undefined) throw new Error(`no problem on ${key}; got: ${err.message}`);
+  return p.message;
+}
+
+const ok = (raw: unknown, env: Record<string, string> = {}): Config => parseConfig(raw, { env });
+
+test('the original README sample fails on batch.batch_interval only', async (t) => {
+  const err = await t.throwsAsync(loadConfig({ path: fixture('original-sample.yaml'), env: {} }), { instanceOf: ConfigError });
+  t.is(err?.problems.length, 1);
+  t.is(err?.problems[0]?.key, 'batch.batch_interval');
+  t.regex(err?.problems[0]?.message ?? '', /expected a number of seconds, got the string "100,".*trailing comma/);
+  t.true(err?.message.includes('batch.batch_interval: expected a number of seconds'));
+});
+
+test('the fixed README sample maps faithfully', async (t) => {
+  const c = await loadConfig({ path: fixture('original-sample-fixed.yaml'), env: {} });
+  t.is(c.kafka.brokers, 'localhost:9092');
+  t.deepEqual(c.kafka.topics, ['topic_a']);
+  t.is(c.kafka.groupId, 'kafka-delta-consumer-group');
+  t.is(c.kafka.maxPollRecords, 5000);
+  t.is(c.delta.tablePath, '/path/to/delta-table');
+  t.is(c.delta.partitionColumn, 'date_col');
+  t.is(c.delta.mode, 'INSERT');
+  t.is(c.logging.level, 'info');
+  t.deepEqual(c.monitoring, { enabled: true, host: 'localhost', port: 9090, endpoint: '/metrics' });
+  t.deepEqual(c.concurrency, { numThreads: 4, retryAttempts: 3 });
+  t.is(c.batch.batchIntervalSeconds, 100);
+  t.is(c.batch.batchSize, 1000);
+  t.is(c.credentials.kafkaUsername, 'user');
+  t.is(c.credentials.kafkaPassword, 'pass');
+  t.is(c.credentials.deltaCredentials, 'gcp');
+  t.is(c.credentials.securityProtocol, 'SASL_SSL');
+  t.deepEqual(c.deadLetter, { kind: 'delta', tablePath: '/path/to/delta-table__dead_letters' });
+});
+
+test('the repository config.yaml loads with the quickstart settings', async (t) => {
+  const c = await loadConfig({ path: repoConfig, env: {} });
+  t.is(c.kafka.brokers, '127.0.0.1:9092');
+  t.deepEqual(c.kafka.topics, ['kdr_quickstart_events']);
+  t.is(c.kafka.groupId, 'kdr-quickstart');
+  t.is(c.delta.tablePath, '.data/quickstart/events');
+  t.is(c.delta.partitionColumn, 'date_col');
+  t.is(c.delta.mode, 'INSERT');
+  t.deepEqual(c.delta.partitionSource, { kind: 'column', timezone: 'UTC' });
+  t.deepEqual(c.deadLetter, { kind: 'delta', tablePath: '.data/quickstart/events__dead_letters' });
+  t.deepEqual(c.monitoring, { enabled: true, host: '127.0.0.1', port: 9090, endpoint: '/metrics' });
+  t.is(c.batch.batchIntervalSeconds, 10);
+  t.is(c.batch.batchSize, 100000);
+  t.deepEqual(c.dedup.keys, []);
+  t.deepEqual(c.logging, { level: 'info', format: 'pretty' });
+  t.is(c.buffer.maxMemoryBytes, 256 * 2 ** 20);
+  t.deepEqual(c.credentials, { saslMechanism: 'PLAIN', securityProtocol: 'SASL_SSL' });
+  t.deepEqual(parseConfig(parseYaml(await readFile(repoConfig, 'utf8')), { env: {} }), c);
+});
+
+test('defaults fill a minimal document', (t) => {
+  const c = ok(doc());
+  t.is(c.kafka.startFrom, 'earliest');
+  t.is(c.kafka.consumeTimeoutMs, 100);
+  t.is(c.delta.unknownFields, 'ignore');
+  t.deepEqual(c.delta.kafkaMetadata, {});
+  t.deepEqual(c.delta.mergeKeys, []);
+  t.false('deleteWhen' in c.delta);
+  t.deepEqual(c.logging, { level: 'info', format: 'json' });
+  t.deepEqual(c.monitoring, { enabled: true, host: '127.0.0.1', port: 9090, endpoint: '/metrics' });
+  t.deepEqual(c.concurrency, { numThreads: 0, retryAttempts: 3 });
+  t.deepEqual(c.batch, { batchIntervalSeconds: 60, batchSize: 100000, timezone: 'UTC' });
+  t.deepEqual(c.dedup, { keys: [], strategy: 'last', nullKeys: 'keep' });
+  t.deepEqual(c.buffer, { maxMemoryBytes: 268435456, maxDiskBytes: 10 * 2 ** 30, stagingDir: '.kafka-delta-staging' });
+  t.deepEqual(c.credentials, { saslMechanism: 'PLAIN', securityProtocol: 'SASL_SSL' });
+  t.is(ok(doc({ credentials: { security_protocol: 'sasl_plaintext', sasl_mechanism: 'scram-sha-512' } })).credentials.securityProtocol, 'SASL_PLAINTEXT');
+});
+
+test('mode UPSERT names delta.mode, the value and the allowed values', (t) => {
+  const err = fails(t, doc({ delta: { mode: 'UPSERT' } }));
+  t.is(err.problems.length, 1);
+  const msg = problem(err, 'delta.mode');
+  t.true(msg.includes('"UPSERT"'));
+  t.true(msg.includes('INSERT') && msg.includes('MERGE'));
+  t.true(err.message.includes('delta.mode'));
+  t.is(ok(doc({ delta: { mode: 'merge', merge_keys: ['id'] } })).delta.mode, 'MERGE');
+});
+
+test('unknown keys are problems with a did-you-mean hint', (t) => {
+  const err = fails(t, doc({ kafka: { gruop_id: 'x' }, batch: { batch_sise: 3, flux_capacitor: 1 }, delta: { topic: 't' } }));
+  t.is(problem(err, 'kafka.gruop_id'), 'unknown key (did you mean `group_id`?)');
+  t.is(problem(err, 'batch.batch_sise'), 'unknown key (did you mean `batch_size`?)');
+  t.is(problem(err, 'batch.flux_capacitor'), 'unknown key');
+  t.is(problem(err, 'delta.topic'), 'unknown key (did you mean `kafka.topic`?)');
+  t.regex(problem(fails(t, { ...doc(), loging: {} }), 'loging'), /did you mean `logging`/);
+  // free-form maps accept any key
+  t.notThrows(() => ok(doc({ kafka: { properties: { 'fetch.min.bytes': 1 } }, delta: { storage_options: { AWS_REGION: 'x' } } })));
+});
+
+test('every missing required key is listed at once', (t) => {
+  const err = fails(t, {});
+  t.deepEqual(
+    err.problems.map((p) => p.key).sort(),
+    ['delta.partition_column', 'delta.table_path', 'kafka.broker', 'kafka.group_id', 'kafka.topic'],
+  );
+  t.true(err.problems.every((p) => p.message.startsWith('is required')));
+  const more = fails(t, { kafka: { topics: [] }, delta: { mode: 'MERGE' }, monitoring: { port: 'x' } });
+  t.truthy(problem(more, 'kafka.topic'));
+  t.truthy(problem(more, 'delta.merge_keys'));
+  t.truthy(problem(more, 'monitoring.port'));
+  t.truthy(problem(more, 'delta.table_path'));
+});
+
+test('topic and topics are merged without duplicates; brokers may be a list', (t) => {
+  const c = ok(doc({ kafka: { topic: 'a', topics: ['b', 'a', 'c'] } }));
+  t.deepEqual(c.kafka.topics, ['a', 'b', 'c']);
+  t.deepEqual(ok(doc({ kafka: { topic: undefined, topics: ['x'] } })).kafka.topics, ['x']);
+  const b = ok({ ...doc(), kafka: { brokers: ['h1:9092', 'h2:9092'], topic: 't', group_id: 'g' } });
+  t.is(b.kafka.brokers, 'h1:9092,h2:9092');
+  t.is(ok(doc({ kafka: { broker: 'h1:1, h2:2' } })).kafka.brokers, 'h1:1,h2:2');
+  t.truthy(problem(fails(t, doc({ kafka: { brokers: 'h:1' } })), 'kafka.brokers'));
+  t.truthy(problem(fails(t, doc({ kafka: { topics: ['ok', ''] } })), 'kafka.topics[1]'));
+});
+
+test('${VAR} and ${VAR:-default} are substituted; a missing variable is a problem', (t) => {
+  const env = { BROKER: 'b:9092', PORT: '9100', ON: 'false' };
+  const c = ok(doc({
+    kafka: { broker: '${BROKER}', group_id: 'grp-${SUFFIX:-dev}' },
+    monitoring: { port: '${PORT}', enabled: '${ON}' },
+    delta: { delete_when: undefined, table_path: '/t/$${literal}' },
+  }), env);
+  t.is(c.kafka.brokers, 'b:9092');
+  t.is(c.kafka.groupId, 'grp-dev');
+  t.is(c.monitoring.port, 9100);
+  t.false(c.monitoring.enabled);
+  t.is(c.delta.tablePath, '/t/${literal}');
+  const err = fails(t, doc({ kafka: { group_id: '${NOPE}' }, batch: { batch_size: '${SIZE}' } }), {});
+  t.regex(problem(err, 'kafka.group_id'), /environment variable NOPE is not set/);
+  t.regex(problem(err, 'batch.batch_size'), /environment variable SIZE is not set/);
+  // a number embedded in a longer string stays a string, hence an error for numeric keys
+  t.truthy(problem(fails(t, doc({ monitoring: { port: '${PORT}0 ' } }), env), 'monitoring.port'));
+  t.regex(problem(fails(t, doc({ kafka: { group_id: '${bad name}' } })), 'kafka.group_id'), /malformed/);
+});
+
+test('credentials come from *_file siblings and KAFKA_DELTA_* variables', async (t) => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'kdr-config-'));
+  await writeFile(path.join(dir, 'pass'), '  file-pass\n');
+  await writeFile(path.join(dir, 'user'), 'file-user\n');
+  const creds = { kafka_username_file: 'user', kafka_password_file: path.join(dir, 'pass') };
+  const c = parseConfig(doc({ credentials: creds }), { env: {}, baseDir: dir });
+  t.is(c.credentials.kafkaUsername, 'file-user');
+  t.is(c.credentials.kafkaPassword, 'file-pass');
+  const envOver = parseConfig(doc({ credentials: creds }), { env: { KAFKA_DELTA_KAFKA_PASSWORD: 'env-pass' }, baseDir: dir });
+  t.is(envOver.credentials.kafkaPassword, 'env-pass');
+  t.is(envOver.credentials.kafkaUsername, 'file-user');
+  const both = ok(doc({ credentials: { kafka_username: 'u', kafka_password: 'p' } }), {
+    KAFKA_DELTA_KAFKA_USERNAME: 'eu', KAFKA_DELTA_KAFKA_PASSWORD: 'ep',
+  });
+  t.deepEqual([both.credentials.kafkaUsername, both.credentials.kafkaPassword], ['eu', 'ep']);
+  const missing = path.join(dir, 'nope');
+  const err = fails(t, doc({ credentials: { kafka_username: 'u', kafka_password_file: missing } }));
+  t.true(problem(err, 'credentials.kafka_password_file').includes(missing));
+  t.is(err.problems.length, 1);
+  const twice = fails(t, doc({ credentials: { kafka_username: 'u', kafka_password: 'p', kafka_password_file: missing } }));
+  t.regex(problem(twice, 'credentials.kafka_password_file'), /not both/);
+  t.regex(problem(fails(t, doc({ credentials: { kafka_username: 'u' } })), 'credentials.kafka_password'), /required/);
+});
+
+test('secrets never appear in problems nor in redactConfig output', (t) => {
+  const secret = 'Zebra-Secret-8675309';
+  const err = fails(t, {
+    ...doc({ batch: { batch_interval: '100,' }, delta: { mode: 'UPSERT' } }),
+    credentials: { kafka_username: 'u', kafka_password: 12345, kafka_pasword: secret, delta_credentials: { AWS_SECRET_ACCESS_KEY: [secret] } },
+    kafka: { broker: 'b', topic: 't', group_id: 'g', properties: { 'sasl.password': [secret], 'group.id': 'x' } },
+  });
+  t.false(err.message.includes(secret));
+  t.false(err.message.includes('12345'));
+  t.true(problem(err, 'credentials.kafka_password').includes('<redacted>'));
+  t.true(problem(err, 'credentials.delta_credentials').length > 0);
+  t.true(err.problems.length >= 6);
+
+  const c = ok({
+    ...doc({ delta: { storage_options: { AWS_SECRET_ACCESS_KEY: secret, AWS_REGION: 'eu-west-1' } } }),
+    kafka: { broker: 'b', topic: 't', group_id: 'g', properties: { 'sasl.password': secret, 'fetch.min.bytes': 1 } },
+    credentials: { kafka_username: 'u', kafka_password: secret, delta_credentials: { AZURE_STORAGE_ACCOUNT_KEY: secret } },
+  });
+  const r = redactConfig(c);
+  t.false(JSON.stringify(r).includes(secret));
+  t.is(r.credentials.kafkaPassword, '<redacted>');
+  t.is(r.credentials.kafkaUsername, 'u');
+  t.is(r.delta.storageOptions['AWS_REGION'], 'eu-west-1');
+  t.is(r.delta.storageOptions['AZURE_STORAGE_ACCOUNT_KEY'], '<redacted>');
+  t.is(r.kafka.properties['fetch.min.bytes'], '1');
+  t.is(c.credentials.kafkaPassword, secret, 'the original is untouched');
+});
+
+test('byte sizes accept numbers and unit strings', (t) => {
+  const sizes: [unknown, number][] = [
+    [1024, 1024], ['256MiB', 256 * 2 ** 20], ['1GiB', 2 ** 30], ['512MB', 512e6], ['1.5 KiB', 1536],
+    ['10gib', 10 * 2 ** 30], ['2048', 2048], ['64 B', 64],
+  ];
+  for (const [input, bytes] of sizes) {
+    t.is(ok(doc({ buffer: { max_memory: input } })).buffer.maxMemoryBytes, bytes, String(input));
+  }
+  for (const bad of ['lots', '1 GB extra', '5 PiB', 0, -1, 1.5, '', true]) {
+    t.regex(problem(fails(t, doc({ buffer: { max_disk: bad } })), 'buffer.max_disk'), /byte size/, String(bad));
+  }
+});
+
+test('CLI-like overrides are deep-merged over the file', async (t) => {
+  const c = await loadConfig({
+    path: fixture('original-sample-fixed.yaml'),
+    env: {},
+    overrides: { kafka: { broker: 'host:9092', topics: undefined }, batch: { batch_interval: 5 }, logging: { format: 'pretty' } },
+  });
+  t.is(c.kafka.brokers, 'host:9092');
+  t.is(c.kafka.groupId, 'kafka-delta-consumer-group');
+  t.deepEqual(c.kafka.topics, ['topic_a']);
+  t.is(c.batch.batchIntervalSeconds, 5);
+  t.is(c.batch.batchSize, 1000);
+  t.deepEqual(c.logging, { level: 'info', format: 'pretty' });
+  // the original's only problem can be fixed by an override
+  const fixed = await loadConfig({ path: fixture('original-sample.yaml'), env: {}, overrides: { batch: { batch_interval: 100 } } });
+  t.is(fixed.batch.batchIntervalSeconds, 100);
+});
+
+test('kafka.properties rejects keys kafka-delta-rust owns and stringifies values', (t) => {
+  const err = fails(t, doc({ kafka: { properties: { 'group.id': 'x', 'enable.auto.commit': true, 'bootstrap.servers': 'b' } } }));
+  t.regex(problem(err, 'kafka.properties.group.id'), /kafka\.group_id/);
+  t.truthy(problem(err, 'kafka.properties.enable.auto.commit'));
+  t.regex(problem(err, 'kafka.properties.bootstrap.servers'), /kafka\.broker/);
+  const c = ok(doc({ kafka: { properties: { 'fetch.min.bytes': 1, 'enable.partition.eof': false, 'client.id': 'c' } } }));
+  t.deepEqual(c.kafka.properties, { 'fetch.min.bytes': '1', 'enable.partition.eof': 'false', 'client.id': 'c' });
+});
+
+test('partition_source kind field requires field, other kinds forbid it', (t) => {
+  t.regex(problem(fails(t, doc({ delta: { partition_source: { kind: 'field' } } })), 'delta.partition_source.field'), /required/);
+  t.regex(problem(fails(t, doc({ delta: { partition_source: { field: 'ts' } } })), 'delta.partition_source.field'), /only allowed/);
+  const c = ok(doc({ delta: { partition_source: { kind: 'field', field: 'event_time', timezone: 'Europe/Paris' } } }));
+  t.deepEqual(c.delta.partitionSource, { kind: 'field', field: 'event_time', timezone: 'Europe/Paris' });
+  t.deepEqual(ok(doc({ delta: { partition_source: { kind: 'kafka_timestamp' } } })).delta.partitionSource, { kind: 'kafka_timestamp', timezone: 'UTC' });
+});
+
+test('time zones are validated', (t) => {
+  const err = fails(t, doc({ delta: { partition_source: { timezone: 'Mars/Olympus' } }, batch: { timezone: 'Nowhere' } }));
+  t.regex(problem(err, 'delta.partition_source.timezone'), /IANA time zone.*"Mars\/Olympus"/);
+  t.truthy(problem(err, 'batch.timezone'));
+  t.is(ok(doc({ batch: { timezone: 'America/New_York' } })).batch.timezone, 'America/New_York');
+});
+
+test('MERGE needs keys; delete_when is MERGE only; dedup keys are the default merge keys', (t) => {
+  t.regex(problem(fails(t, doc({ delta: { mode: 'MERGE' } })), 'delta.merge_keys'), /MERGE/);
+  const c = ok(doc({ delta: { mode: 'MERGE', delete_when: "op = 'd'" }, dedup: { keys: ['id'], order_by: 'ts' } }));
+  t.deepEqual(c.delta.mergeKeys, ['id']);
+  t.is(c.delta.deleteWhen, "op = 'd'");
+  t.is(c.dedup.orderBy, 'ts');
+  t.regex(problem(fails(t, doc({ delta: { delete_when: 'x' } })), 'delta.delete_when'), /MERGE/);
+  t.regex(problem(fails(t, doc({ dedup: { keys: ['a', 'a'] } })), 'dedup.keys[1]'), /duplicate/);
+});
+
+test('dead letters: defaults, URIs, and the kafka kind', (t) => {
+  t.deepEqual(ok(doc({ delta: { table_path: 's3://bucket/events/' } })).deadLetter, { kind: 'delta', tablePath: 's3://bucket/events__dead_letters' });
+  t.deepEqual(ok(doc({ dead_letter: { kind: 'kafka', topic: 'dlq' } })).deadLetter, { kind: 'kafka', topic: 'dlq' });
+  t.regex(problem(fails(t, doc({ dead_letter: { kind: 'kafka' } })), 'dead_letter.topic'), /required/);
+  t.regex(problem(fails(t, doc({ dead_letter: { kind: 'kafka', topic: 'events' } })), 'dead_letter.topic'), /consumed/);
+  t.regex(problem(fails(t, doc({ dead_letter: { table_path: '/data/events' } })), 'dead_letter.table_path'), /differ/);
+});
+
+test('other value checks: schedule, endpoint, metadata columns, nulls', (t) => {
+  t.is(ok(doc({ batch: { schedule: '02:30' } })).batch.schedule, '02:30');
+  t.is(ok(doc({ batch: { schedule: '*/15  * * * 1-5' } })).batch.schedule, '*/15 * * * 1-5');
+  t.truthy(problem(fails(t, doc({ batch: { schedule: '24:00' } })), 'batch.schedule'));
+  t.truthy(problem(fails(t, doc({ batch: { schedule: '* * *' } })), 'batch.schedule'));
+  t.truthy(problem(fails(t, doc({ monitoring: { endpoint: 'metrics' } })), 'monitoring.endpoint'));
+  t.truthy(problem(fails(t, doc({ batch: { batch_interval: 0 } })), 'batch.batch_interval'));
+  t.is(ok(doc({ batch: { batch_interval: 0.5 } })).batch.batchIntervalSeconds, 0.5);
+  t.regex(problem(fails(t, doc({ delta: { kafka_metadata: { topic: 'k', offset: 'k' } } })), 'delta.kafka_metadata.offset'), /already used/);
+  t.deepEqual(ok(doc({ delta: { kafka_metadata: { offset: '_off' } } })).delta.kafkaMetadata, { offset: '_off' });
+  t.is(ok(doc({ batch: { schedule: null }, dedup: { order_by: null }, dead_letter: {} })).batch.schedule, undefined);
+  t.is(ok(doc({ logging: { level: 'DEBUG' } })).logging.level, 'debug');
+});
+
+test('a missing file, bad YAML and a non-map document are ConfigErrors', async (t) => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'kdr-config-'));
+  const missing = path.join(dir, 'absent.yaml');
+  const e1 = await t.throwsAsync(loadConfig({ path: missing }), { instanceOf: ConfigError });
+  t.true(e1?.message.includes(missing));
+  const bad = path.join(dir, 'bad.yaml');
+  await writeFile(bad, 'kafka:\n  broker: "x"\n  topic: [a,\n');
+  const e2 = await t.throwsAsync(loadConfig({ path: bad }), { instanceOf: ConfigError });
+  t.regex(e2?.problems[0]?.message ?? '', /line \d+, column \d+/);
+  const leaky = path.join(dir, 'leaky.yaml');
+  await writeFile(leaky, 'credentials:\n  kafka_password: "Leaky-Pass-31337\n');
+  const e3 = await t.throwsAsync(loadConfig({ path: leaky }), { instanceOf: ConfigError });
+  t.false(e3?.message.includes('Leaky-Pass-31337'));
+  t.is(fails(t, ['a']).problems[0]?.key, 'config');
+});

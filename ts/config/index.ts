@@ -1,0 +1,238 @@
+/**
+ * Configuration of kafka-delta-rust: the normalized {@link Config} type and the functions that
+ * build it from YAML ({@link loadConfig}) or from a plain object ({@link parseConfig}).
+ *
+ * The YAML file uses snake_case keys (`batch.batch_interval`); the normalized config uses
+ * camelCase (`batch.batchIntervalSeconds`) and has every default filled in. See `config.yaml` at
+ * the package root for every key, its default and its meaning.
+ */
+
+export { parseConfig, loadConfig, redactConfig } from './load.js';
+export type { ParseConfigOptions, LoadConfigOptions } from './load.js';
+
+/** How records are written to the table: appended, or merged on the merge keys. */
+export type WriteMode = 'INSERT' | 'MERGE';
+
+/** Which record wins among records sharing the same dedup keys. */
+export type DedupStrategy = 'last' | 'first' | 'merge';
+
+/** Log verbosity, most severe first. */
+export type LogLevel = 'error' | 'warn' | 'info' | 'debug' | 'trace';
+
+/** Log line format: one JSON object per line, or human-readable text. */
+export type LogFormat = 'json' | 'pretty';
+
+/** Where to start reading a partition for which the table holds no committed offset. */
+export type StartFrom = 'earliest' | 'latest';
+
+/** What to do with JSON fields that are not columns of the table. */
+export type UnknownFieldsPolicy = 'ignore' | 'reject';
+
+/** What to do with records whose dedup keys are null or missing. */
+export type NullKeysPolicy = 'keep' | 'dead_letter';
+
+/** SASL mechanism used with the Kafka credentials. */
+export type SaslMechanism = 'PLAIN' | 'SCRAM-SHA-256' | 'SCRAM-SHA-512';
+
+/** Kafka security protocol used with the Kafka credentials. */
+export type SecurityProtocol = 'SASL_SSL' | 'SASL_PLAINTEXT';
+
+/** Informational name of the storage credentials provider. */
+export type DeltaCredentialsProvider = 'local' | 'aws' | 'gcp' | 'azure';
+
+/** Kafka settings. */
+export interface KafkaConfig {
+  /** Bootstrap brokers, comma-separated (`host:port,host:port`), from `kafka.broker`/`kafka.brokers`. */
+  brokers: string;
+  /** Topics to consume (never empty, no duplicates), from `kafka.topic` and/or `kafka.topics`. */
+  topics: string[];
+  /** Consumer group id (`kafka.group_id`). */
+  groupId: string;
+  /** Maximum number of records taken from the consumer per poll, 1..100000. Default 5000. */
+  maxPollRecords: number;
+  /** Where to start when the table holds no offset for a partition. Default `earliest`. */
+  startFrom: StartFrom;
+  /** How long one poll waits for records, in milliseconds, 1..60000. Default 100. */
+  consumeTimeoutMs: number;
+  /**
+   * Extra librdkafka properties, values stringified. Never contains `group.id`,
+   * `enable.auto.commit` or `bootstrap.servers`, which kafka-delta-rust owns. Default `{}`.
+   */
+  properties: Record<string, string>;
+}
+
+/** Kafka metadata to store in table columns: metadata field → column name. */
+export interface KafkaMetadataColumns {
+  /** Column receiving the record's topic. */
+  topic?: string;
+  /** Column receiving the record's partition number. */
+  partition?: string;
+  /** Column receiving the record's offset. */
+  offset?: string;
+  /** Column receiving the record's Kafka timestamp. */
+  timestamp?: string;
+  /** Column receiving the record's key. */
+  key?: string;
+  /** Column receiving the record's headers. */
+  headers?: string;
+}
+
+/** How the day partition of a record is derived. */
+export type PartitionSource =
+  | {
+      /** The record carries the partition column's value itself (a date or a timestamp). */
+      kind: 'column';
+      /** IANA time zone used to turn a timestamp into a day. Default `UTC`. */
+      timezone: string;
+    }
+  | {
+      /** The day is derived from an event field (ISO-8601 string, or epoch seconds/milliseconds). */
+      kind: 'field';
+      /** Name of the JSON field holding the event time. */
+      field: string;
+      /** IANA time zone used to turn the event time into a day. Default `UTC`. */
+      timezone: string;
+    }
+  | {
+      /** The day is derived from the Kafka record timestamp. */
+      kind: 'kafka_timestamp';
+      /** IANA time zone used to turn the Kafka timestamp into a day. Default `UTC`. */
+      timezone: string;
+    };
+
+/** Target Delta table settings. */
+export interface DeltaConfig {
+  /** Table location: a local path (relative paths are relative to the process cwd) or a URI. */
+  tablePath: string;
+  /** Name of the day partition column of the table. */
+  partitionColumn: string;
+  /** INSERT (append) or MERGE (upsert on {@link DeltaConfig.mergeKeys}). */
+  mode: WriteMode;
+  /** How the day partition of a record is derived. Default: the partition column's own field. */
+  partitionSource: PartitionSource;
+  /** What to do with JSON fields that are not table columns. Default `ignore`. */
+  unknownFields: UnknownFieldsPolicy;
+  /** Kafka metadata stored in table columns. Default `{}` (none). */
+  kafkaMetadata: KafkaMetadataColumns;
+  /** Columns matching source to target rows in MERGE mode. Default: `dedup.keys`. */
+  mergeKeys: string[];
+  /** SQL predicate over source columns; matching rows delete the target row (MERGE only). */
+  deleteWhen?: string;
+  /** Options for the delta-rs object store (credentials merged in from `credentials.delta_credentials`). */
+  storageOptions: Record<string, string>;
+}
+
+/** Where records that cannot be written go. */
+export type DeadLetterConfig =
+  | {
+      /** Dead letters are appended to a Delta table. */
+      kind: 'delta';
+      /** Dead letter table location. Default: `<delta.table_path>__dead_letters`. */
+      tablePath: string;
+    }
+  | {
+      /** Dead letters are produced to a Kafka topic. */
+      kind: 'kafka';
+      /** Dead letter topic (must not be one of the consumed topics). */
+      topic: string;
+    };
+
+/** Logging settings. */
+export interface LoggingConfig {
+  /** Minimum level logged. Default `info`. */
+  level: LogLevel;
+  /** Line format. Default `json`. */
+  format: LogFormat;
+}
+
+/** Prometheus metrics endpoint settings. */
+export interface MonitoringConfig {
+  /** Whether the metrics HTTP endpoint is served. Default `true`. */
+  enabled: boolean;
+  /** Interface to listen on. Default `127.0.0.1`. */
+  host: string;
+  /** Port to listen on, 0..65535 (0 picks a free port). Default 9090. */
+  port: number;
+  /** URL path of the metrics, starting with `/`. Default `/metrics`. */
+  endpoint: string;
+}
+
+/** Parallelism and retry settings. */
+export interface ConcurrencyConfig {
+  /** Worker threads of the native core; 0 means one per CPU. Default 0. */
+  numThreads: number;
+  /** How many times a failed commit or write is retried, 0..100. Default 3. */
+  retryAttempts: number;
+}
+
+/** When staged records are committed to the table. */
+export interface BatchConfig {
+  /** Seconds between commits (fractions allowed). Default 60. */
+  batchIntervalSeconds: number;
+  /** Maximum number of records staged before a commit is forced. Default 100000. */
+  batchSize: number;
+  /** Optional daily time `HH:MM` or 5-field cron expression at which commits happen. */
+  schedule?: string;
+  /** IANA time zone in which {@link BatchConfig.schedule} is read. Default `UTC`. */
+  timezone: string;
+}
+
+/** Deduplication of records within a batch. */
+export interface DedupConfig {
+  /** Columns identifying a record; `[]` disables deduplication. Default `[]`. */
+  keys: string[];
+  /** Column ordering duplicates; default: their Kafka position (partition, offset). */
+  orderBy?: string;
+  /** Which duplicate wins: the last, the first, or a merge of their non-null fields. Default `last`. */
+  strategy: DedupStrategy;
+  /** Records with null/missing keys are kept or sent to the dead letter target. Default `keep`. */
+  nullKeys: NullKeysPolicy;
+}
+
+/** Limits of the local staging buffer. */
+export interface BufferConfig {
+  /** Maximum memory used by staged records, in bytes. Default 256 MiB. */
+  maxMemoryBytes: number;
+  /** Maximum disk used by spilled staged records, in bytes. Default 10 GiB. */
+  maxDiskBytes: number;
+  /** Directory for spilled records (relative to the process cwd). Default `.kafka-delta-staging`. */
+  stagingDir: string;
+}
+
+/** Kafka and storage credentials. */
+export interface CredentialsConfig {
+  /** Kafka SASL username. */
+  kafkaUsername?: string;
+  /** Kafka SASL password. Secret: never logged. */
+  kafkaPassword?: string;
+  /** SASL mechanism. Default `PLAIN`. */
+  saslMechanism: SaslMechanism;
+  /** Security protocol used with the credentials (ignored without them). Default `SASL_SSL`. */
+  securityProtocol: SecurityProtocol;
+  /** Storage credentials provider name, when given as a name (a map goes into `delta.storageOptions`). */
+  deltaCredentials?: DeltaCredentialsProvider;
+}
+
+/** The normalized, fully defaulted configuration. */
+export interface Config {
+  /** Kafka source. */
+  kafka: KafkaConfig;
+  /** Delta table target. */
+  delta: DeltaConfig;
+  /** Dead letter target. */
+  deadLetter: DeadLetterConfig;
+  /** Logging. */
+  logging: LoggingConfig;
+  /** Prometheus metrics. */
+  monitoring: MonitoringConfig;
+  /** Parallelism and retries. */
+  concurrency: ConcurrencyConfig;
+  /** Commit cadence. */
+  batch: BatchConfig;
+  /** Deduplication. */
+  dedup: DedupConfig;
+  /** Staging buffer limits. */
+  buffer: BufferConfig;
+  /** Credentials. */
+  credentials: CredentialsConfig;
+}

@@ -1,0 +1,398 @@
+/**
+ * The YAML schema (zod), the rules that span several keys, and the mapping of a valid snake_case
+ * document onto the normalized camelCase {@link Config}. Error messages of the schema say what is
+ * expected ("a number of seconds"); load.ts adds the key and the offending value.
+ */
+import { z } from 'zod';
+import type { ConfigProblem } from '../errors.js';
+import type {
+  Config, DeadLetterConfig, DedupStrategy, DeltaCredentialsProvider, LogFormat, LogLevel, NullKeysPolicy,
+  PartitionSource, SaslMechanism, SecurityProtocol, StartFrom, UnknownFieldsPolicy, WriteMode,
+} from './index.js';
+
+export type PathSegment = string | number;
+const [MIB, GIB] = [2 ** 20, 2 ** 30];
+
+/** Free-form maps: their keys are not checked against a schema. */
+export const FREE_FORM_MAPS: ReadonlySet<string> = new Set(['kafka.properties', 'delta.storage_options', 'credentials.delta_credentials']);
+
+/** librdkafka properties that kafka-delta-rust sets itself, and the key to use instead. */
+const RESERVED_PROPERTIES: Readonly<Record<string, string>> = {
+  'group.id': 'use kafka.group_id instead',
+  'bootstrap.servers': 'use kafka.broker instead',
+  'metadata.broker.list': 'use kafka.broker instead',
+  'enable.auto.commit': 'offsets are committed to the Delta table together with the data',
+};
+
+export function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+export function valueAt(root: unknown, path: readonly PathSegment[]): unknown {
+  let cur = root;
+  for (const seg of path) {
+    if (typeof seg === 'number') cur = Array.isArray(cur) ? cur[seg] : undefined;
+    else cur = isPlainObject(cur) ? cur[seg] : undefined;
+  }
+  return cur;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Leaf schemas. Every error message is "what is expected"; the formatter adds the offending value.
+
+/** A string checked and converted by `fn`, which returns undefined when the string is invalid. */
+function checked<I, O>(base: z.ZodType<I>, what: string, fn: (v: I) => O | undefined) {
+  return base.transform((v, ctx) => {
+    const out = fn(v);
+    if (out === undefined) {
+      ctx.addIssue({ code: 'custom', message: what, input: v });
+      return z.NEVER;
+    }
+    return out;
+  });
+}
+
+const nonEmpty = (what: string) => z.string({ error: what }).regex(/\S/, { error: what });
+const int = (min: number, max: number, what: string) =>
+  z.number({ error: what }).int({ error: what }).min(min, { error: what }).max(max, { error: what });
+
+/** One of `values`, case-insensitive when `norm` is given; normalized to the listed spelling. */
+function choice<const T extends string>(values: readonly T[], norm: (s: string) => string = (s) => s) {
+  const what = `one of ${values.join(', ')}`;
+  return checked(z.string({ error: what }), what, (s) => values.find((v) => v === norm(s.trim())));
+}
+const [upper, lower] = [(s: string) => s.toUpperCase(), (s: string) => s.toLowerCase()];
+
+const column = nonEmpty('a column name');
+const topicName = checked(nonEmpty('a topic name'), 'a topic name (no spaces)', (s) => (/\s/.test(s) ? undefined : s));
+const columnList = z.array(column, { error: 'a list of column names' }).superRefine((cols, ctx) => {
+  cols.forEach((c, i) => {
+    if (cols.indexOf(c) !== i) ctx.addIssue({ code: 'custom', path: [i], message: `duplicate column ${JSON.stringify(c)}`, params: { full: true } });
+  });
+});
+const scalar = z.union([z.string(), z.number(), z.boolean()], { error: 'a string, number or boolean' });
+const stringMap = z.record(z.string(), scalar, { error: 'a map of names to values' });
+
+const BROKERS = 'a comma-separated list (or a YAML list) of host:port brokers';
+const brokerList = checked(z.union([z.string(), z.array(z.string())], { error: BROKERS }), BROKERS, (v) => {
+  const parts = (Array.isArray(v) ? v : [v]).flatMap((s) => s.split(',')).map((s) => s.trim());
+  return parts.length === 0 || parts.some((p) => p === '' || /\s/.test(p)) ? undefined : parts;
+});
+
+const TZ = 'an IANA time zone such as UTC or Europe/Paris';
+const timezone = checked(z.string({ error: TZ }), TZ, (tz) => {
+  try {
+    return new Intl.DateTimeFormat('en-US', { timeZone: tz }).resolvedOptions().timeZone;
+  } catch {
+    return undefined;
+  }
+});
+
+const BYTES = 'a byte size such as 268435456, "256MiB", "1GiB" or "512MB"';
+const UNITS: Readonly<Record<string, number>> = { b: 1, kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12, kib: 2 ** 10, mib: MIB, gib: GIB, tib: 2 ** 40 };
+const byteSize = checked(z.union([z.number(), z.string()], { error: BYTES }), BYTES, (v) => {
+  let bytes = typeof v === 'number' ? v : Number.NaN;
+  const m = typeof v === 'string' ? /^\s*(\d+(?:\.\d+)?)\s*([a-z]+)?\s*$/i.exec(v) : null;
+  if (m) {
+    const unit = UNITS[(m[2] ?? 'b').toLowerCase()];
+    bytes = unit === undefined ? Number.NaN : Math.floor(Number(m[1]) * unit);
+  }
+  return Number.isSafeInteger(bytes) && bytes > 0 ? bytes : undefined;
+});
+
+const SCHEDULE = 'a daily time "HH:MM" (00:00 to 23:59) or a 5-field cron expression';
+const schedule = checked(z.string({ error: SCHEDULE }), SCHEDULE, (s) => {
+  const t = s.trim();
+  if (/^\d{1,2}:\d{2}$/.test(t)) return /^([01]\d|2[0-3]):[0-5]\d$/.test(t) ? t : undefined;
+  const fields = t.split(/\s+/);
+  return fields.length === 5 && fields.every((f) => /^[\w*/,?#-]+$/.test(f)) ? fields.join(' ') : undefined;
+});
+
+const WRITE_MODES = ['INSERT', 'MERGE'] as const satisfies readonly WriteMode[];
+const LOG_LEVELS = ['error', 'warn', 'info', 'debug', 'trace'] as const satisfies readonly LogLevel[];
+const LOG_FORMATS = ['json', 'pretty'] as const satisfies readonly LogFormat[];
+const START_FROM = ['earliest', 'latest'] as const satisfies readonly StartFrom[];
+const UNKNOWN_FIELDS = ['ignore', 'reject'] as const satisfies readonly UnknownFieldsPolicy[];
+const STRATEGIES = ['last', 'first', 'merge'] as const satisfies readonly DedupStrategy[];
+const NULL_KEYS = ['keep', 'dead_letter'] as const satisfies readonly NullKeysPolicy[];
+const SASL = ['PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512'] as const satisfies readonly SaslMechanism[];
+const PROTOCOLS = ['SASL_SSL', 'SASL_PLAINTEXT'] as const satisfies readonly SecurityProtocol[];
+const PROVIDERS = ['local', 'aws', 'gcp', 'azure'] as const satisfies readonly DeltaCredentialsProvider[];
+const SOURCE_KINDS = ['column', 'field', 'kafka_timestamp'] as const satisfies readonly PartitionSource['kind'][];
+const DL_KINDS = ['delta', 'kafka'] as const satisfies readonly DeadLetterConfig['kind'][];
+
+// ---------------------------------------------------------------------------------------------
+// Sections. Shapes are kept apart so that unknown keys can be matched against the known ones.
+
+const section = (what: string) => ({ error: `a map of ${what} settings` });
+
+const kafkaShape = {
+  broker: brokerList.optional(),
+  brokers: brokerList.optional(),
+  topic: topicName.optional(),
+  topics: z.array(topicName, { error: 'a list of topic names' }).optional(),
+  group_id: nonEmpty('a consumer group id'),
+  max_poll_records: int(1, 100_000, 'an integer from 1 to 100000').default(5000),
+  start_from: choice(START_FROM, lower).default('earliest'),
+  consume_timeout_ms: int(1, 60_000, 'an integer number of milliseconds from 1 to 60000').default(100),
+  properties: stringMap.default({}),
+};
+const partitionSourceShape = {
+  kind: choice(SOURCE_KINDS, lower).default('column'),
+  field: nonEmpty('a field name').optional(),
+  timezone: timezone.default('UTC'),
+};
+const kafkaMetadataShape = {
+  topic: column.optional(),
+  partition: column.optional(),
+  offset: column.optional(),
+  timestamp: column.optional(),
+  key: column.optional(),
+  headers: column.optional(),
+};
+const deltaShape = {
+  table_path: nonEmpty('a table path or URI'),
+  partition_column: column,
+  mode: choice(WRITE_MODES, upper).default('INSERT'),
+  partition_source: z.strictObject(partitionSourceShape, section('partition source')).prefault({}),
+  unknown_fields: choice(UNKNOWN_FIELDS, lower).default('ignore'),
+  kafka_metadata: z.strictObject(kafkaMetadataShape, { error: 'a map of Kafka metadata fields to column names' }).default({}),
+  merge_keys: columnList.optional(),
+  delete_when: nonEmpty('a SQL predicate').optional(),
+  storage_options: stringMap.default({}),
+};
+const deadLetterShape = {
+  kind: choice(DL_KINDS, lower).default('delta'),
+  table_path: nonEmpty('a table path or URI').optional(),
+  topic: topicName.optional(),
+};
+const loggingShape = {
+  level: choice(LOG_LEVELS, lower).default('info'),
+  format: choice(LOG_FORMATS, lower).default('json'),
+};
+const monitoringShape = {
+  enabled: z.boolean({ error: 'true or false' }).default(true),
+  host: nonEmpty('a host name or IP address').default('127.0.0.1'),
+  port: int(0, 65535, 'a port number from 0 to 65535').default(9090),
+  endpoint: z.string({ error: 'a URL path starting with "/"' }).startsWith('/', { error: 'a URL path starting with "/"' }).default('/metrics'),
+};
+const concurrencyShape = {
+  num_threads: int(0, 1024, 'an integer number of threads from 0 (one per CPU) to 1024').default(0),
+  retry_attempts: int(0, 100, 'an integer from 0 to 100').default(3),
+};
+const batchShape = {
+  batch_interval: z.number({ error: 'a number of seconds' }).positive({ error: 'a number of seconds greater than 0' })
+    .max(1e9, { error: 'a number of seconds' }).default(60),
+  batch_size: int(1, Number.MAX_SAFE_INTEGER, 'an integer number of records, at least 1').default(100_000),
+  schedule: schedule.optional(),
+  timezone: timezone.default('UTC'),
+};
+const dedupShape = {
+  keys: columnList.default([]),
+  order_by: column.optional(),
+  strategy: choice(STRATEGIES, lower).default('last'),
+  null_keys: choice(NULL_KEYS, lower).default('keep'),
+};
+const bufferShape = {
+  max_memory: byteSize.default(256 * MIB),
+  max_disk: byteSize.default(10 * GIB),
+  staging_dir: nonEmpty('a directory path').default('.kafka-delta-staging'),
+};
+const credentialsShape = {
+  kafka_username: z.string({ error: 'a string' }).min(1, { error: 'a non-empty string' }).optional(),
+  kafka_password: z.string({ error: 'a string' }).min(1, { error: 'a non-empty string' }).optional(),
+  kafka_username_file: nonEmpty('a file path').optional(),
+  kafka_password_file: nonEmpty('a file path').optional(),
+  sasl_mechanism: choice(SASL, upper).default('PLAIN'),
+  security_protocol: choice(PROTOCOLS, upper).default('SASL_SSL'),
+  delta_credentials: z.union([choice(PROVIDERS, lower), stringMap], {
+    error: `a provider name (${PROVIDERS.join(', ')}) or a map of storage options`,
+  }).optional(),
+};
+const rootShape = {
+  kafka: z.strictObject(kafkaShape, section('Kafka')),
+  delta: z.strictObject(deltaShape, section('Delta table')),
+  dead_letter: z.strictObject(deadLetterShape, section('dead letter')).optional(),
+  logging: z.strictObject(loggingShape, section('logging')),
+  monitoring: z.strictObject(monitoringShape, section('monitoring')),
+  concurrency: z.strictObject(concurrencyShape, section('concurrency')),
+  batch: z.strictObject(batchShape, section('batch')),
+  dedup: z.strictObject(dedupShape, section('dedup')),
+  buffer: z.strictObject(bufferShape, section('buffer')),
+  credentials: z.strictObject(credentialsShape, section('credentials')),
+};
+const rootSchema = z.strictObject(rootShape, { error: 'a map of settings' });
+/** A document that passed the schema. */
+export type ParsedDocument = z.output<typeof rootSchema>;
+/** Top-level keys, in the order problems are reported. */
+export const ROOT_KEYS: readonly string[] = Object.keys(rootShape);
+
+/** Runs the schema; absent sections (but dead_letter) count as empty maps so their keys get checked. */
+export function checkSchema(doc: Record<string, unknown>) {
+  const filled = { ...doc };
+  for (const k of ROOT_KEYS) if (k !== 'dead_letter' && filled[k] === undefined) filled[k] = {};
+  return rootSchema.safeParse(filled);
+}
+
+/** Known keys of each (non free-form) map, by dotted path. */
+export const KNOWN_KEYS: ReadonlyMap<string, readonly string[]> = new Map(
+  Object.entries({
+    '': rootShape, kafka: kafkaShape, delta: deltaShape, 'delta.partition_source': partitionSourceShape,
+    'delta.kafka_metadata': kafkaMetadataShape, dead_letter: deadLetterShape, logging: loggingShape,
+    monitoring: monitoringShape, concurrency: concurrencyShape, batch: batchShape, dedup: dedupShape,
+    buffer: bufferShape, credentials: credentialsShape,
+  }).map(([path, shape]) => [path, Object.keys(shape)]),
+);
+
+// ---------------------------------------------------------------------------------------------
+// Cross-key rules, checked on the raw input so that they are reported even when other keys fail.
+
+const INVALID = Symbol('invalid');
+/** The value at `path` parsed with `schema`: undefined when absent, INVALID when it does not parse. */
+function leaf<T>(input: unknown, path: string, schema: z.ZodType<T>): T | undefined | typeof INVALID {
+  const raw = valueAt(input, path.split('.'));
+  if (raw === undefined) return undefined;
+  const res = schema.safeParse(raw);
+  return res.success ? res.data : INVALID;
+}
+
+export function crossProblems(input: unknown): ConfigProblem[] {
+  const out: ConfigProblem[] = [];
+  const add = (key: string, message: string) => out.push({ key, message });
+  const raw = (path: string) => valueAt(input, path.split('.'));
+
+  // kafka
+  if (raw('kafka.broker') === undefined && raw('kafka.brokers') === undefined) add('kafka.broker', `is required (expected ${BROKERS})`);
+  if (raw('kafka.broker') !== undefined && raw('kafka.brokers') !== undefined) add('kafka.brokers', 'set either kafka.broker or kafka.brokers, not both');
+  const topic = leaf(input, 'kafka.topic', topicName);
+  const topics = leaf(input, 'kafka.topics', z.array(topicName));
+  if (topic === undefined && (topics === undefined || (topics !== INVALID && topics.length === 0))) {
+    add('kafka.topic', 'is required (set kafka.topic to a topic name, or kafka.topics to a list of at least one topic)');
+  }
+  const props = raw('kafka.properties');
+  for (const [prop, instead] of Object.entries(RESERVED_PROPERTIES)) {
+    if (isPlainObject(props) && prop in props) add(`kafka.properties.${prop}`, `is set by kafka-delta-rust and cannot be overridden: ${instead}`);
+  }
+
+  // delta
+  const kind = leaf(input, 'delta.partition_source.kind', partitionSourceShape.kind) ?? 'column';
+  const field = raw('delta.partition_source.field');
+  if (kind === 'field' && field === undefined) add('delta.partition_source.field', 'is required when delta.partition_source.kind is field (name of the event time field)');
+  if (kind !== 'field' && kind !== INVALID && field !== undefined) add('delta.partition_source.field', `is only allowed when delta.partition_source.kind is field, not ${kind}`);
+  const meta = raw('delta.kafka_metadata');
+  if (isPlainObject(meta)) {
+    const seen = new Map<unknown, string>();
+    for (const [k, col] of Object.entries(meta)) {
+      const first = seen.get(col);
+      if (typeof col === 'string' && first !== undefined) add(`delta.kafka_metadata.${k}`, `column ${JSON.stringify(col)} is already used by delta.kafka_metadata.${first}`);
+      else seen.set(col, k);
+    }
+  }
+  const mode = leaf(input, 'delta.mode', deltaShape.mode) ?? 'INSERT';
+  const mergeKeys = leaf(input, 'delta.merge_keys', columnList);
+  const dedupKeys = leaf(input, 'dedup.keys', columnList);
+  if (mode === 'MERGE' && mergeKeys !== INVALID && dedupKeys !== INVALID && (mergeKeys ?? dedupKeys ?? []).length === 0) {
+    add('delta.merge_keys', 'is required in MERGE mode (list the columns that identify a row, or set dedup.keys)');
+  }
+  if (mode === 'INSERT' && raw('delta.delete_when') !== undefined) add('delta.delete_when', 'is only allowed when delta.mode is MERGE');
+
+  // dead letters
+  const dlKind = leaf(input, 'dead_letter.kind', deadLetterShape.kind) ?? 'delta';
+  if (dlKind === 'kafka') {
+    const dlTopic = leaf(input, 'dead_letter.topic', topicName);
+    if (dlTopic === undefined) add('dead_letter.topic', 'is required when dead_letter.kind is kafka');
+    const consumed = [topic, ...(Array.isArray(topics) ? topics : [])];
+    if (typeof dlTopic === 'string' && consumed.includes(dlTopic)) add('dead_letter.topic', 'must not be one of the consumed topics');
+    if (raw('dead_letter.table_path') !== undefined) add('dead_letter.table_path', 'is only allowed when dead_letter.kind is delta');
+  } else if (dlKind === 'delta') {
+    if (raw('dead_letter.topic') !== undefined) add('dead_letter.topic', 'is only allowed when dead_letter.kind is kafka');
+    const dlPath = raw('dead_letter.table_path');
+    if (dlPath !== undefined && dlPath === raw('delta.table_path')) add('dead_letter.table_path', 'must differ from delta.table_path');
+  }
+
+  // credentials
+  const user = raw('credentials.kafka_username') ?? raw('credentials.kafka_username_file');
+  const pass = raw('credentials.kafka_password') ?? raw('credentials.kafka_password_file');
+  if (user !== undefined && pass === undefined) add('credentials.kafka_password', 'is required when credentials.kafka_username is set');
+  if (pass !== undefined && user === undefined) add('credentials.kafka_username', 'is required when credentials.kafka_password is set');
+  const creds = raw('credentials.delta_credentials');
+  const storage = raw('delta.storage_options');
+  if (isPlainObject(creds) && isPlainObject(storage)) {
+    for (const k of Object.keys(creds)) {
+      if (k in storage) add(`credentials.delta_credentials.${k}`, 'is also set in delta.storage_options; set it in one place only');
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mapping onto Config.
+
+const stringify = (map: Record<string, string | number | boolean>): Record<string, string> =>
+  Object.fromEntries(Object.entries(map).map(([k, v]) => [k, String(v)]));
+
+/** Removes properties whose value is undefined (optional keys are absent, not undefined). */
+function compact<T extends object>(obj: T): T {
+  return Object.fromEntries(Object.entries(obj).filter(([, v]) => v !== undefined)) as T;
+}
+
+/** `<table_path>__dead_letters`, appended to the path part of URIs too. */
+export function defaultDeadLetterPath(tablePath: string): string {
+  const q = tablePath.search(/[?#]/);
+  const [path, rest] = q < 0 ? [tablePath, ''] : [tablePath.slice(0, q), tablePath.slice(q)];
+  return `${path.replace(/\/+$/, '')}__dead_letters${rest}`;
+}
+
+export function toConfig(d: ParsedDocument): Config {
+  const { kafka: k, delta: dl, credentials: c } = d;
+  const ps = dl.partition_source;
+  const partitionSource: PartitionSource =
+    ps.kind === 'field' ? { kind: 'field', field: ps.field ?? '', timezone: ps.timezone } : { kind: ps.kind, timezone: ps.timezone };
+  const deadLetter: DeadLetterConfig =
+    d.dead_letter?.kind === 'kafka'
+      ? { kind: 'kafka', topic: d.dead_letter.topic ?? '' }
+      : { kind: 'delta', tablePath: d.dead_letter?.table_path ?? defaultDeadLetterPath(dl.table_path) };
+  const credentialMap = typeof c.delta_credentials === 'object' ? stringify(c.delta_credentials) : {};
+  return {
+    kafka: {
+      brokers: [...new Set([...(k.broker ?? []), ...(k.brokers ?? [])])].join(','),
+      topics: [...new Set([...(k.topic === undefined ? [] : [k.topic]), ...(k.topics ?? [])])],
+      groupId: k.group_id,
+      maxPollRecords: k.max_poll_records,
+      startFrom: k.start_from,
+      consumeTimeoutMs: k.consume_timeout_ms,
+      properties: stringify(k.properties),
+    },
+    delta: compact({
+      tablePath: dl.table_path,
+      partitionColumn: dl.partition_column,
+      mode: dl.mode,
+      partitionSource,
+      unknownFields: dl.unknown_fields,
+      kafkaMetadata: compact({ ...dl.kafka_metadata }),
+      mergeKeys: dl.merge_keys ?? d.dedup.keys,
+      deleteWhen: dl.delete_when,
+      storageOptions: { ...stringify(dl.storage_options), ...credentialMap },
+    }),
+    deadLetter,
+    logging: { level: d.logging.level, format: d.logging.format },
+    monitoring: { ...d.monitoring },
+    concurrency: { numThreads: d.concurrency.num_threads, retryAttempts: d.concurrency.retry_attempts },
+    batch: compact({
+      batchIntervalSeconds: d.batch.batch_interval,
+      batchSize: d.batch.batch_size,
+      schedule: d.batch.schedule,
+      timezone: d.batch.timezone,
+    }),
+    dedup: compact({ keys: d.dedup.keys, orderBy: d.dedup.order_by, strategy: d.dedup.strategy, nullKeys: d.dedup.null_keys }),
+    buffer: { maxMemoryBytes: d.buffer.max_memory, maxDiskBytes: d.buffer.max_disk, stagingDir: d.buffer.staging_dir },
+    credentials: compact({
+      kafkaUsername: c.kafka_username,
+      kafkaPassword: c.kafka_password,
+      saslMechanism: c.sasl_mechanism,
+      securityProtocol: c.security_protocol,
+      deltaCredentials: typeof c.delta_credentials === 'string' ? c.delta_credentials : undefined,
+    }),
+  };
+}
+

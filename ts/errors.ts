@@ -1,0 +1,104 @@
+/**
+ * Typed errors of kafka-delta-rust. Every error the library throws is a {@link KafkaDeltaError},
+ * so callers can tell the kinds apart with `instanceof`. Errors raised by the native core carry a
+ * code (`err.code`) that {@link fromNativeError} maps onto these classes one to one.
+ */
+
+/** Base class of every error thrown by kafka-delta-rust. */
+export class KafkaDeltaError extends Error {
+  /** A stable machine-readable code, e.g. `CONFIG_INVALID`. */
+  readonly code: string;
+
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** One problem found in a configuration: the key path and what is wrong with it. */
+export interface ConfigProblem {
+  /** Dotted key path, e.g. `batch.batch_interval`. */
+  readonly key: string;
+  /** What is wrong and what is expected. Never contains a secret value. */
+  readonly message: string;
+}
+
+/** The configuration is invalid; `problems` lists every problem found, one per key. */
+export class ConfigError extends KafkaDeltaError {
+  readonly problems: readonly ConfigProblem[];
+
+  constructor(problems: readonly ConfigProblem[], header = 'invalid configuration') {
+    super(
+      'CONFIG_INVALID',
+      `${header}:\n${problems.map((p) => `  - ${p.key}: ${p.message}`).join('\n')}`,
+    );
+    this.problems = problems;
+  }
+}
+
+/** The target table does not exist or cannot be opened. */
+export class TableNotFoundError extends KafkaDeltaError {}
+
+/** The table's protocol or properties make it unsafe or impossible for us to write to it. */
+export class UnsupportedTableError extends KafkaDeltaError {}
+
+/** The table's schema does not fit the configuration (missing columns, wrong partitioning, ...). */
+export class SchemaMismatchError extends KafkaDeltaError {}
+
+/** A commit kept conflicting with concurrent writers after all retries. */
+export class CommitConflictError extends KafkaDeltaError {}
+
+/** Reading or writing the table's storage failed. */
+export class StorageError extends KafkaDeltaError {}
+
+/** Kafka client failures that the pipeline cannot recover from. */
+export class KafkaError extends KafkaDeltaError {}
+
+/** An internal error of the native core: a bug, please report it. */
+export class InternalError extends KafkaDeltaError {}
+
+type ErrorClass = new (code: string, message: string, options?: { cause?: unknown }) => KafkaDeltaError;
+
+/** Native error codes (see native/error.rs) and the class each maps onto. */
+const NATIVE_CODES: Readonly<Record<string, ErrorClass>> = {
+  TABLE_NOT_FOUND: TableNotFoundError,
+  UNSUPPORTED_TABLE: UnsupportedTableError,
+  SCHEMA_MISMATCH: SchemaMismatchError,
+  COMMIT_CONFLICT: CommitConflictError,
+  STORAGE: StorageError,
+  INVALID_ARGUMENT: InternalError,
+  INTERNAL: InternalError,
+};
+
+/** The prefix native/error.rs puts on every message: `[KDR:<CODE>] <message>`. */
+const NATIVE_PREFIX = /^\[KDR:([A-Z_]+)\] /;
+
+/** Turns an error thrown by the native core into the matching typed error. */
+export function fromNativeError(err: unknown): unknown {
+  if (err instanceof KafkaDeltaError || !(err instanceof Error)) return err;
+  const match = NATIVE_PREFIX.exec(err.message);
+  if (!match) return err;
+  const code = match[1] ?? 'INTERNAL';
+  const message = err.message.slice(match[0].length);
+  const Cls = NATIVE_CODES[code] ?? InternalError;
+  return new Cls(code, message, { cause: err });
+}
+
+/** Calls a synchronous native function and rethrows its failure as a typed error. */
+export function nativeSync<T>(call: () => T): T {
+  try {
+    return call();
+  } catch (err) {
+    throw fromNativeError(err);
+  }
+}
+
+/** Awaits a native promise and rethrows its failure as a typed error. */
+export async function native<T>(call: Promise<T>): Promise<T> {
+  try {
+    return await call;
+  } catch (err) {
+    throw fromNativeError(err);
+  }
+}
