@@ -1,0 +1,80 @@
+"""An independent Delta reader/writer for the tests: Python's deltalake, not our Rust writer.
+
+Commands (JSON on stdout):
+  read PATH                        rows (Arrow → Python, binary as hex), version, partition columns
+  txn PATH APP_ID...               the txn version recorded for each app id (null when none)
+  create PATH SCHEMA_JSON PARTS [CONFIG_JSON]
+                                   an empty table: SCHEMA_JSON is [[name, type, nullable], ...],
+                                   PARTS a comma-separated list of partition columns, CONFIG_JSON
+                                   table properties
+  set-txn PATH APP_ID VERSION      commits an empty append carrying a txn action
+"""
+import json
+import sys
+
+import pyarrow as pa
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+
+TYPES = {
+    "string": pa.string(),
+    "long": pa.int64(),
+    "integer": pa.int32(),
+    "double": pa.float64(),
+    "boolean": pa.bool_(),
+    "date": pa.date32(),
+    "timestamp": pa.timestamp("us", tz="UTC"),
+    "binary": pa.binary(),
+}
+
+
+def plain(value):
+    if isinstance(value, bytes):
+        return value.hex()
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
+
+
+def read(path):
+    dt = DeltaTable(path)
+    table = dt.to_pyarrow_table()
+    rows = [{k: plain(v) for k, v in row.items()} for row in table.to_pylist()]
+    history = dt.history()
+    print(json.dumps({
+        "version": dt.version(),
+        "partition_columns": dt.metadata().partition_columns,
+        "files": len(dt.file_uris()),
+        "commits": len(history),
+        "operations": [h.get("operation") for h in history],
+        "rows": rows,
+    }))
+
+
+def txn(path, app_ids):
+    dt = DeltaTable(path)
+    versions = dt.transaction_versions()
+    print(json.dumps({a: (versions[a].version if a in versions else None) for a in app_ids}))
+
+
+def create(path, schema_json, parts, config_json="{}"):
+    fields = [pa.field(n, TYPES[t], nullable=bool(nullable)) for n, t, nullable in json.loads(schema_json)]
+    schema = pa.schema(fields)
+    partition_by = [p for p in parts.split(",") if p]
+    write_deltalake(path, schema.empty_table(), partition_by=partition_by or None, mode="error",
+                    configuration=json.loads(config_json) or None)
+    print(json.dumps({"version": DeltaTable(path).version()}))
+
+
+def set_txn(path, app_id, version):
+    dt = DeltaTable(path)
+    schema = dt.schema().to_arrow()
+    empty = pa.schema(schema).empty_table() if not isinstance(schema, pa.Schema) else schema.empty_table()
+    props = CommitProperties(app_transactions=[Transaction(app_id=app_id, version=int(version))])
+    write_deltalake(path, empty, mode="append", commit_properties=props)
+    print(json.dumps({"version": DeltaTable(path).version()}))
+
+
+if __name__ == "__main__":
+    command, *args = sys.argv[1:]
+    {"read": lambda: read(*args), "txn": lambda: txn(args[0], args[1:]), "create": lambda: create(*args),
+     "set-txn": lambda: set_txn(*args)}[command]()

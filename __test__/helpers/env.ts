@@ -1,0 +1,49 @@
+/** Shared test setup: the local broker, unique names, temporary folders and config files. */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+
+/** The broker `npm test` starts (scripts/kafka/kafka.sh). */
+export const BROKERS = `127.0.0.1:${process.env.KAFKA_PORT ?? '9092'}`;
+
+let counter = 0;
+
+/** A name no other test (or earlier run) uses. */
+export function uniqueName(prefix: string): string {
+  counter += 1;
+  return `${prefix}_${process.pid}_${Date.now().toString(36)}_${counter}`;
+}
+
+/** A fresh temporary folder. */
+export function tempDir(prefix = 'kdr-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** Writes a YAML config file into `dir` and returns its path. */
+export function writeConfig(dir: string, config: Record<string, unknown>, name = 'config.yaml'): string {
+  const path = join(dir, name);
+  writeFileSync(path, stringify(config));
+  return path;
+}
+
+/** A pipeline config for a test: its own topics, group and table, small batches, no HTTP port. */
+export function testConfig(options: {
+  topics: string[];
+  group: string;
+  tablePath: string;
+  partitionColumn?: string;
+  batchSize?: number;
+  batchInterval?: number;
+  extra?: Record<string, Record<string, unknown>>;
+}): Record<string, unknown> {
+  const extra = options.extra ?? {};
+  return {
+    ...extra,
+    kafka: { broker: BROKERS, topics: options.topics, group_id: options.group, max_poll_records: 2000, ...extra.kafka },
+    delta: { table_path: options.tablePath, partition_column: options.partitionColumn ?? 'date_col', ...extra.delta },
+    logging: { level: 'INFO', format: 'json', ...extra.logging },
+    monitoring: { enabled: false, ...extra.monitoring },
+    batch: { batch_interval: options.batchInterval ?? 1, batch_size: options.batchSize ?? 100000, ...extra.batch },
+  };
+}

@@ -1,0 +1,697 @@
+//! Decoding a packed batch of Kafka messages straight into Arrow rows of the table's schema.
+//!
+//! The JSON goes through arrow-json's tape decoder against the table schema (no per-message DOM).
+//! A batch is split into chunks decoded in parallel on rayon. A chunk first decodes in one pass;
+//! only when that fails is each message decoded alone, so one bad message costs its chunk a slow
+//! pass but never the batch, and its reason reaches the dead-letter sink.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use arrow_json::ReaderBuilder;
+use chrono_tz::Tz;
+use deltalake::arrow::array::{
+    Array, ArrayRef, BinaryArray, BooleanArray, Date32Array, Int32Array, Int64Array, RecordBatch,
+    StringArray, TimestampMillisecondArray, UInt16Array,
+};
+use deltalake::arrow::compute::{cast, concat_batches, filter_record_batch};
+use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use rayon::prelude::*;
+
+use crate::day::{self, EpochDay};
+use crate::error::{CoreError, CoreResult};
+
+/// Internal columns carried by staged rows (dropped before writing): the Kafka position of each
+/// row, for exactly-once filtering and for ordering duplicates.
+pub const TOPIC_COLUMN: &str = "__kdr_topic";
+pub const PARTITION_COLUMN: &str = "__kdr_partition";
+pub const OFFSET_COLUMN: &str = "__kdr_offset";
+
+/// The smallest chunk worth a rayon task; smaller batches decode in one piece.
+const MIN_CHUNK: usize = 1024;
+
+/// Borrowed columns of one packed batch of messages (see `ts/kafka/packer.ts`).
+pub struct Messages<'a> {
+    pub payloads: &'a [u8],
+    /// Exclusive end of each payload in `payloads`; message i spans `ends[i-1]..ends[i]`.
+    pub payload_ends: &'a [u32],
+    pub topic_indexes: &'a [u16],
+    pub partitions: &'a [i32],
+    pub offsets: &'a [f64],
+    /// Kafka timestamps in epoch milliseconds; negative or NaN when the message has none.
+    pub timestamps: &'a [f64],
+    /// Keys back to back with their ends, when a table column takes the key.
+    pub keys: Option<(&'a [u8], &'a [u32])>,
+}
+
+fn span(ends: &[u32], i: usize) -> Range<usize> {
+    let start = if i == 0 { 0 } else { ends[i - 1] as usize };
+    start..ends[i] as usize
+}
+
+impl Messages<'_> {
+    pub fn len(&self) -> usize {
+        self.payload_ends.len()
+    }
+
+    pub fn payload(&self, i: usize) -> &[u8] {
+        &self.payloads[span(self.payload_ends, i)]
+    }
+
+    pub fn key(&self, i: usize) -> Option<&[u8]> {
+        self.keys.map(|(bytes, ends)| &bytes[span(ends, i)])
+    }
+
+    pub fn offset(&self, i: usize) -> i64 {
+        self.offsets[i] as i64
+    }
+
+    /// Checks that every column has one entry per message and every span is in bounds.
+    pub fn validate(&self) -> CoreResult<()> {
+        let n = self.len();
+        let same_len = [
+            self.topic_indexes.len(),
+            self.partitions.len(),
+            self.offsets.len(),
+            self.timestamps.len(),
+        ]
+        .iter()
+        .all(|&len| len == n);
+        let ends_ok = |bytes: &[u8], ends: &[u32]| {
+            ends.windows(2).all(|w| w[0] <= w[1])
+                && ends.last().is_none_or(|&end| end as usize <= bytes.len())
+        };
+        let keys_ok = self
+            .keys
+            .is_none_or(|(bytes, ends)| ends.len() == n && ends_ok(bytes, ends));
+        if same_len && keys_ok && ends_ok(self.payloads, self.payload_ends) {
+            Ok(())
+        } else {
+            Err(CoreError::InvalidArgument(
+                "message batch columns disagree in length or point outside the payload buffer"
+                    .into(),
+            ))
+        }
+    }
+}
+
+/// Where a record's day comes from.
+#[derive(Debug, Clone)]
+pub enum DaySource {
+    /// The partition column's own field in the record (`YYYY-MM-DD`).
+    Column,
+    /// An event-time field: ISO-8601 text or epoch seconds/milliseconds.
+    Field(String),
+    /// The Kafka message timestamp.
+    KafkaTimestamp,
+}
+
+/// Table columns that take Kafka metadata instead of a JSON field.
+#[derive(Debug, Clone, Default)]
+pub struct MetadataColumns {
+    pub topic: Option<String>,
+    pub partition: Option<String>,
+    pub offset: Option<String>,
+    pub timestamp: Option<String>,
+    pub key: Option<String>,
+}
+
+impl MetadataColumns {
+    fn names(&self) -> impl Iterator<Item = &str> {
+        [
+            &self.topic,
+            &self.partition,
+            &self.offset,
+            &self.timestamp,
+            &self.key,
+        ]
+        .into_iter()
+        .flatten()
+        .map(String::as_str)
+    }
+}
+
+/// What decoding needs to know besides the messages.
+#[derive(Debug, Clone)]
+pub struct DecodeOptions {
+    pub partition_column: String,
+    pub day_source: DaySource,
+    pub timezone: Tz,
+    pub reject_unknown_fields: bool,
+    pub metadata: MetadataColumns,
+    pub topics: Vec<String>,
+}
+
+/// The kind of the table's partition column.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum DayColumn {
+    Utf8,
+    Date32,
+}
+
+/// A decoding plan for one table: schemas resolved once, used for every batch.
+#[derive(Debug)]
+pub struct DecodeSpec {
+    pub options: DecodeOptions,
+    pub table_schema: SchemaRef,
+    /// Table schema plus the internal position columns.
+    pub staged_schema: SchemaRef,
+    /// The table columns read from the JSON, all nullable so a missing field gets its own reason.
+    json_schema: SchemaRef,
+    day_column: DayColumn,
+}
+
+/// Why a message went to the dead-letter sink: a short, low-cardinality kind and the detail.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejection {
+    pub message_index: usize,
+    pub kind: &'static str,
+    pub detail: String,
+}
+
+/// The outcome of decoding one batch.
+pub struct Decoded {
+    /// Accepted rows in the staged schema, in message order.
+    pub rows: Option<RecordBatch>,
+    /// The day of each accepted row.
+    pub days: Vec<EpochDay>,
+    pub rejected: Vec<Rejection>,
+}
+
+impl DecodeSpec {
+    pub fn new(table_schema: SchemaRef, options: DecodeOptions) -> CoreResult<Self> {
+        let partition = table_schema
+            .field_with_name(&options.partition_column)
+            .map_err(|_| {
+                CoreError::SchemaMismatch(format!(
+                    "the table has no column {:?} (delta.partition_column)",
+                    options.partition_column
+                ))
+            })?;
+        let day_column = match partition.data_type() {
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => DayColumn::Utf8,
+            DataType::Date32 => DayColumn::Date32,
+            other => {
+                return Err(CoreError::SchemaMismatch(format!(
+                    "partition column {:?} is {other}; a day partition must be a string or a date",
+                    options.partition_column
+                )))
+            }
+        };
+        for name in options.metadata.names() {
+            if table_schema.field_with_name(name).is_err() {
+                return Err(CoreError::SchemaMismatch(format!(
+                    "delta.kafka_metadata maps onto column {name:?}, which the table does not have"
+                )));
+            }
+        }
+        let metadata: Vec<&str> = options.metadata.names().collect();
+        let derived_day = !matches!(options.day_source, DaySource::Column);
+        let json_fields: Vec<Field> = table_schema
+            .fields()
+            .iter()
+            .filter(|f| !metadata.contains(&f.name().as_str()))
+            .filter(|f| !(derived_day && f.name() == &options.partition_column))
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect();
+        let mut staged_fields: Vec<Field> = table_schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        staged_fields.push(Field::new(TOPIC_COLUMN, DataType::UInt16, false));
+        staged_fields.push(Field::new(PARTITION_COLUMN, DataType::Int32, false));
+        staged_fields.push(Field::new(OFFSET_COLUMN, DataType::Int64, false));
+        Ok(Self {
+            json_schema: Arc::new(Schema::new(json_fields)),
+            staged_schema: Arc::new(Schema::new(staged_fields)),
+            table_schema,
+            day_column,
+            options,
+        })
+    }
+
+    /// Decodes a whole batch, in parallel chunks.
+    pub fn decode(&self, messages: &Messages<'_>) -> CoreResult<Decoded> {
+        messages.validate()?;
+        let n = messages.len();
+        let threads = rayon::current_num_threads().max(1);
+        let chunk = (n / (threads * 4)).max(MIN_CHUNK);
+        let ranges: Vec<Range<usize>> = (0..n)
+            .step_by(chunk)
+            .map(|start| start..(start + chunk).min(n))
+            .collect();
+        let parts: Vec<CoreResult<Decoded>> = ranges
+            .into_par_iter()
+            .map(|range| self.decode_chunk(messages, range))
+            .collect();
+        let mut batches = Vec::with_capacity(parts.len());
+        let mut days = Vec::with_capacity(n);
+        let mut rejected = Vec::new();
+        for part in parts {
+            let part = part?;
+            batches.extend(part.rows);
+            days.extend(part.days);
+            rejected.extend(part.rejected);
+        }
+        let rows = match batches.len() {
+            0 => None,
+            1 => batches.pop(),
+            _ => Some(concat_batches(&self.staged_schema, &batches)?),
+        };
+        Ok(Decoded {
+            rows,
+            days,
+            rejected,
+        })
+    }
+
+    fn decode_chunk(&self, messages: &Messages<'_>, range: Range<usize>) -> CoreResult<Decoded> {
+        let mut rejected = Vec::new();
+        let candidates: Vec<usize> = range
+            .filter(|&i| match screen_payload(messages.payload(i)) {
+                Ok(()) => true,
+                Err((kind, detail)) => {
+                    rejected.push(Rejection {
+                        message_index: i,
+                        kind,
+                        detail,
+                    });
+                    false
+                }
+            })
+            .collect();
+        let json_builder = || {
+            ReaderBuilder::new(self.json_schema.clone())
+                .with_strict_mode(self.options.reject_unknown_fields)
+        };
+        let (json_rows, mut accepted) =
+            decode_json(&json_builder, messages, &candidates, &mut rejected)?;
+        let Some(json_rows) = json_rows else {
+            return Ok(Decoded {
+                rows: None,
+                days: Vec::new(),
+                rejected,
+            });
+        };
+
+        let mut keep = vec![true; accepted.len()];
+        self.check_required(&json_rows, &accepted, &mut keep, &mut rejected);
+        let days = self.derive_days(messages, &json_rows, &accepted, &mut keep, &mut rejected)?;
+
+        let mask = BooleanArray::from(keep.clone());
+        let json_rows = filter_record_batch(&json_rows, &mask)?;
+        let days: Vec<EpochDay> = days
+            .into_iter()
+            .zip(&keep)
+            .filter_map(|(d, &k)| if k { d } else { None })
+            .collect();
+        accepted = accepted
+            .into_iter()
+            .zip(&keep)
+            .filter_map(|(i, &k)| k.then_some(i))
+            .collect();
+        let rows = self.assemble(messages, &json_rows, &accepted, &days)?;
+        rejected.sort_by_key(|r| r.message_index);
+        Ok(Decoded {
+            rows: Some(rows),
+            days,
+            rejected,
+        })
+    }
+
+    /// Non-nullable table columns read from JSON must be present: reject rows where one is null.
+    fn check_required(
+        &self,
+        json_rows: &RecordBatch,
+        accepted: &[usize],
+        keep: &mut [bool],
+        rejected: &mut Vec<Rejection>,
+    ) {
+        for (column, field) in json_rows.columns().iter().zip(json_rows.schema().fields()) {
+            // A missing day is reported by the day derivation, with its own reason.
+            if field.name() == &self.options.partition_column {
+                continue;
+            }
+            let required = self
+                .table_schema
+                .field_with_name(field.name())
+                .is_ok_and(|f| !f.is_nullable());
+            if !required || column.null_count() == 0 {
+                continue;
+            }
+            for (row, &message_index) in accepted.iter().enumerate() {
+                if keep[row] && column.is_null(row) {
+                    keep[row] = false;
+                    rejected.push(Rejection {
+                        message_index,
+                        kind: "missing_field",
+                        detail: format!("required field {:?} is missing or null", field.name()),
+                    });
+                }
+            }
+        }
+    }
+
+    fn derive_days(
+        &self,
+        messages: &Messages<'_>,
+        json_rows: &RecordBatch,
+        accepted: &[usize],
+        keep: &mut [bool],
+        rejected: &mut Vec<Rejection>,
+    ) -> CoreResult<Vec<Option<EpochDay>>> {
+        let tz = self.options.timezone;
+        let name = &self.options.partition_column;
+        let mut days: Vec<Result<EpochDay, (&'static str, String)>> = match &self.options.day_source
+        {
+            DaySource::Column => {
+                let column = json_rows.column_by_name(name).ok_or_else(|| {
+                    CoreError::Internal(format!("partition column {name:?} was not decoded"))
+                })?;
+                column_days(column, name)?
+            }
+            DaySource::KafkaTimestamp => accepted
+                .iter()
+                .map(|&i| {
+                    let ts = messages.timestamps[i];
+                    if ts.is_finite() && ts >= 0.0 {
+                        day::day_of_millis(ts as i64, tz)
+                            .ok_or(("no_day", format!("Kafka timestamp {ts} is out of range")))
+                    } else {
+                        Err(("no_day", "the message has no Kafka timestamp".to_string()))
+                    }
+                })
+                .collect(),
+            DaySource::Field(field) => self.field_days(messages, accepted, field)?,
+        };
+        Ok(days
+            .drain(..)
+            .enumerate()
+            .map(|(row, result)| match result {
+                Ok(d) => Some(d),
+                Err((kind, detail)) => {
+                    if keep[row] {
+                        keep[row] = false;
+                        rejected.push(Rejection {
+                            message_index: accepted[row],
+                            kind,
+                            detail,
+                        });
+                    }
+                    None
+                }
+            })
+            .collect())
+    }
+
+    /// Reads an event-time field that is not (or not only) a table column, as text.
+    fn field_days(
+        &self,
+        messages: &Messages<'_>,
+        accepted: &[usize],
+        field: &str,
+    ) -> CoreResult<Vec<Result<EpochDay, (&'static str, String)>>> {
+        let schema = Arc::new(Schema::new(vec![Field::new(field, DataType::Utf8, true)]));
+        let builder = || ReaderBuilder::new(schema.clone()).with_coerce_primitive(true);
+        let mut failures = Vec::new();
+        let (batch, decoded) = decode_json(&builder, messages, accepted, &mut failures)?;
+        let mut out: Vec<Result<EpochDay, (&'static str, String)>> = accepted
+            .iter()
+            .map(|_| {
+                Err((
+                    "no_day",
+                    format!("event time field {field:?} is not a string or number"),
+                ))
+            })
+            .collect();
+        if let Some(batch) = batch {
+            let values = batch
+                .column(0)
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .ok_or_else(|| CoreError::Internal("event time decoded to a non-string".into()))?;
+            // `decoded` is an ordered subset of `accepted`; walk both in step.
+            let mut slot = 0;
+            for (row, &message_index) in decoded.iter().enumerate() {
+                while accepted[slot] != message_index {
+                    slot += 1;
+                }
+                out[slot] = if values.is_null(row) {
+                    Err((
+                        "no_day",
+                        format!("event time field {field:?} is missing or null"),
+                    ))
+                } else {
+                    day::day_of_event_time(values.value(row), self.options.timezone)
+                        .map_err(|e| ("no_day", format!("event time field {field:?}: {e}")))
+                };
+            }
+        }
+        Ok(out)
+    }
+
+    /// Builds rows in the staged schema: JSON columns, the day, Kafka metadata, positions.
+    fn assemble(
+        &self,
+        messages: &Messages<'_>,
+        json_rows: &RecordBatch,
+        accepted: &[usize],
+        days: &[EpochDay],
+    ) -> CoreResult<RecordBatch> {
+        let meta = &self.options.metadata;
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.staged_schema.fields().len());
+        for field in self.table_schema.fields() {
+            let name = field.name().as_str();
+            let column: ArrayRef = if name == self.options.partition_column {
+                self.day_array(days)
+            } else if meta.topic.as_deref() == Some(name) {
+                Arc::new(StringArray::from_iter_values(accepted.iter().map(|&i| {
+                    let index = messages.topic_indexes[i] as usize;
+                    self.options.topics.get(index).map_or("", String::as_str)
+                })))
+            } else if meta.partition.as_deref() == Some(name) {
+                Arc::new(Int32Array::from_iter_values(
+                    accepted.iter().map(|&i| messages.partitions[i]),
+                ))
+            } else if meta.offset.as_deref() == Some(name) {
+                Arc::new(Int64Array::from_iter_values(
+                    accepted.iter().map(|&i| messages.offset(i)),
+                ))
+            } else if meta.timestamp.as_deref() == Some(name) {
+                Arc::new(
+                    TimestampMillisecondArray::from_iter(accepted.iter().map(|&i| {
+                        let ts = messages.timestamps[i];
+                        (ts.is_finite() && ts >= 0.0).then_some(ts as i64)
+                    }))
+                    .with_timezone("UTC"),
+                )
+            } else if meta.key.as_deref() == Some(name) {
+                key_array(messages, accepted, field.data_type())
+            } else {
+                json_rows.column_by_name(name).cloned().ok_or_else(|| {
+                    CoreError::Internal(format!("column {name:?} was not decoded"))
+                })?
+            };
+            columns.push(conform(column, field.data_type(), name)?);
+        }
+        columns.push(Arc::new(UInt16Array::from_iter_values(
+            accepted.iter().map(|&i| messages.topic_indexes[i]),
+        )));
+        columns.push(Arc::new(Int32Array::from_iter_values(
+            accepted.iter().map(|&i| messages.partitions[i]),
+        )));
+        columns.push(Arc::new(Int64Array::from_iter_values(
+            accepted.iter().map(|&i| messages.offset(i)),
+        )));
+        Ok(RecordBatch::try_new(self.staged_schema.clone(), columns)?)
+    }
+
+    fn day_array(&self, days: &[EpochDay]) -> ArrayRef {
+        match self.day_column {
+            DayColumn::Date32 => Arc::new(Date32Array::from(days.to_vec())),
+            DayColumn::Utf8 => Arc::new(StringArray::from_iter_values(
+                days.iter().map(|&d| day::format_day(d)),
+            )),
+        }
+    }
+}
+
+/// A payload must hold a JSON object; anything else is rejected before decoding.
+fn screen_payload(payload: &[u8]) -> Result<(), (&'static str, String)> {
+    match payload.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => Err(("empty_payload", "the message has no payload".into())),
+        Some(b'{') => Ok(()),
+        Some(_) => Err(("not_an_object", "the payload is not a JSON object".into())),
+    }
+}
+
+/// Decodes the messages at `indices` with decoders from `builder`. Returns the rows of the
+/// messages that decoded and their indices; the others are added to `rejected`.
+fn decode_json(
+    builder: &dyn Fn() -> ReaderBuilder,
+    messages: &Messages<'_>,
+    indices: &[usize],
+    rejected: &mut Vec<Rejection>,
+) -> CoreResult<(Option<RecordBatch>, Vec<usize>)> {
+    if indices.is_empty() {
+        return Ok((None, Vec::new()));
+    }
+    if let Some(batch) = decode_together(builder, messages, indices)? {
+        return Ok((Some(batch), indices.to_vec()));
+    }
+    let mut good = Vec::with_capacity(indices.len());
+    for &i in indices {
+        match decode_alone(builder, messages.payload(i))? {
+            Ok(()) => good.push(i),
+            Err((kind, detail)) => rejected.push(Rejection {
+                message_index: i,
+                kind,
+                detail,
+            }),
+        }
+    }
+    if good.is_empty() {
+        return Ok((None, good));
+    }
+    match decode_together(builder, messages, &good)? {
+        Some(batch) => Ok((Some(batch), good)),
+        None => Err(CoreError::Internal(
+            "messages that decode one by one failed to decode together".into(),
+        )),
+    }
+}
+
+/// One pass over all messages; `None` when any message is malformed or misaligned.
+fn decode_together(
+    builder: &dyn Fn() -> ReaderBuilder,
+    messages: &Messages<'_>,
+    indices: &[usize],
+) -> CoreResult<Option<RecordBatch>> {
+    let mut decoder = builder()
+        .with_batch_size(indices.len() + 1)
+        .build_decoder()?;
+    for (n, &i) in indices.iter().enumerate() {
+        let payload = messages.payload(i);
+        match decoder.decode(payload) {
+            Ok(read)
+                if read == payload.len()
+                    && !decoder.has_partial_record()
+                    && decoder.len() == n + 1 => {}
+            _ => return Ok(None),
+        }
+    }
+    match decoder.flush() {
+        Ok(Some(batch)) if batch.num_rows() == indices.len() => Ok(Some(batch)),
+        _ => Ok(None),
+    }
+}
+
+/// Decodes one message on its own, to learn why it does not fit.
+fn decode_alone(
+    builder: &dyn Fn() -> ReaderBuilder,
+    payload: &[u8],
+) -> CoreResult<Result<(), (&'static str, String)>> {
+    let mut decoder = builder().with_batch_size(2).build_decoder()?;
+    let read = match decoder.decode(payload) {
+        Ok(read) => read,
+        Err(err) => {
+            return Ok(Err((
+                "malformed_json",
+                clean_arrow_message(&err.to_string()),
+            )))
+        }
+    };
+    if decoder.has_partial_record() {
+        return Ok(Err((
+            "malformed_json",
+            "the JSON value is incomplete".into(),
+        )));
+    }
+    if read != payload.len() || decoder.len() != 1 {
+        return Ok(Err((
+            "malformed_json",
+            "the payload holds more than one JSON value".into(),
+        )));
+    }
+    Ok(match decoder.flush() {
+        Ok(Some(batch)) if batch.num_rows() == 1 => Ok(()),
+        Ok(_) => Err(("malformed_json", "the payload decoded to no row".into())),
+        Err(err) => {
+            let detail = clean_arrow_message(&err.to_string());
+            let kind = if detail.contains("missing from schema") {
+                "unknown_field"
+            } else {
+                "type_mismatch"
+            };
+            Err((kind, detail))
+        }
+    })
+}
+
+fn clean_arrow_message(message: &str) -> String {
+    message
+        .trim_start_matches("Json error: ")
+        .trim_start_matches("Parser error: ")
+        .to_string()
+}
+
+/// The days of a decoded `YYYY-MM-DD` (or date) partition column.
+fn column_days(
+    column: &ArrayRef,
+    name: &str,
+) -> CoreResult<Vec<Result<EpochDay, (&'static str, String)>>> {
+    let missing = || ("no_day", format!("day field {name:?} is missing or null"));
+    if let Some(dates) = column.as_any().downcast_ref::<Date32Array>() {
+        return Ok(dates.iter().map(|d| d.ok_or_else(missing)).collect());
+    }
+    let text = cast(column, &DataType::Utf8)?;
+    let text = text
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .ok_or_else(|| CoreError::Internal("day column did not cast to text".into()))?;
+    Ok(text
+        .iter()
+        .map(|value| match value {
+            None => Err(missing()),
+            Some(v) => {
+                day::parse_day(v).map_err(|e| ("no_day", format!("day field {name:?}: {e}")))
+            }
+        })
+        .collect())
+}
+
+fn key_array(messages: &Messages<'_>, accepted: &[usize], target: &DataType) -> ArrayRef {
+    let keys = accepted.iter().map(|&i| messages.key(i));
+    match target {
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => {
+            Arc::new(BinaryArray::from_iter(keys))
+        }
+        // A key that is not UTF-8 cannot be text: it is stored as null rather than mangled.
+        _ => Arc::new(StringArray::from_iter(
+            keys.map(|k| k.and_then(|bytes| std::str::from_utf8(bytes).ok())),
+        )),
+    }
+}
+
+/// Casts a built column to the table's exact type (e.g. Int32 partition into an Int64 column).
+fn conform(column: ArrayRef, target: &DataType, name: &str) -> CoreResult<ArrayRef> {
+    if column.data_type() == target {
+        return Ok(column);
+    }
+    cast(&column, target).map_err(|e| {
+        CoreError::SchemaMismatch(format!(
+            "column {name:?} is {target} but its values are {}: {e}",
+            column.data_type()
+        ))
+    })
+}
+
+/// Arrow's millisecond timestamp type with a UTC zone, for the dead-letter table.
+pub fn utc_millis() -> DataType {
+    DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
+}
+
+#[cfg(test)]
+#[path = "decode_tests.rs"]
+mod tests;

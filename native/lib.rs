@@ -1,0 +1,35 @@
+#![deny(clippy::all)]
+//! Native core of kafka-delta-rust: decodes packed Kafka batches into Arrow, stages them by day
+//! and commits them to Delta Lake with the Kafka positions they cover. It knows nothing of Kafka
+//! clients: it sees bytes, offsets and partitions.
+
+mod day;
+mod decode;
+mod error;
+mod stage;
+mod table;
+mod threads;
+mod write;
+
+use napi_derive::napi;
+
+/// Versions of the native core and the libraries it was built with.
+#[napi(object)]
+pub struct NativeVersions {
+    /// This crate's version.
+    pub core: String,
+    /// The deltalake (delta-rs) crate.
+    pub deltalake: String,
+    /// The Arrow crates.
+    pub arrow: String,
+}
+
+/// The versions the native core was built with.
+#[napi]
+pub fn native_versions() -> NativeVersions {
+    NativeVersions {
+        core: env!("CARGO_PKG_VERSION").to_string(),
+        deltalake: env!("KDR_DELTALAKE_VERSION").to_string(),
+        arrow: env!("KDR_ARROW_VERSION").to_string(),
+    }
+}

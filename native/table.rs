@@ -1,0 +1,494 @@
+//! The target Delta table: opening it, checking that we can write to it exactly once, reading
+//! the Kafka positions recorded in its log, and creating tables (for tooling and dead letters).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use deltalake::kernel::engine::arrow_conversion::TryFromArrow;
+use deltalake::kernel::transaction::{TransactionError, PROTOCOL};
+use deltalake::kernel::{DataType as DeltaDataType, StructField, StructType};
+use deltalake::{ensure_table_uri, DeltaTable, DeltaTableBuilder, DeltaTableError};
+use napi::bindgen_prelude::PromiseRaw;
+use napi::Env;
+use napi_derive::napi;
+
+use crate::day;
+use crate::decode::{DaySource, DecodeOptions, DecodeSpec, MetadataColumns};
+use crate::error::{CoreError, CoreResult};
+use crate::stage::{dead_letter_schema, lock, Stage, StagedSegment};
+use crate::write::{commit_segment, CommitPart, CommitResult, PartitionAppId};
+
+/// Table property that expires txn entries; set, it would make us forget our Kafka positions.
+const TXN_RETENTION_PROPERTY: &str = "delta.setTransactionRetentionDuration";
+
+/// How records are written.
+#[napi(string_enum)]
+#[derive(Debug, PartialEq)]
+pub enum WriteMode {
+    /// Append every consolidated record.
+    #[napi(value = "INSERT")]
+    Insert,
+    /// Update matching rows, insert the others.
+    #[napi(value = "MERGE")]
+    Merge,
+}
+
+/// Where the day of a record comes from.
+#[napi(string_enum)]
+#[derive(Debug)]
+pub enum DaySourceKind {
+    /// The partition column's own field in the record, as `YYYY-MM-DD`.
+    #[napi(value = "column")]
+    Column,
+    /// An event-time field (ISO-8601 text or epoch seconds/milliseconds).
+    #[napi(value = "field")]
+    Field,
+    /// The Kafka message timestamp.
+    #[napi(value = "kafka_timestamp")]
+    KafkaTimestamp,
+}
+
+/// Table columns that receive Kafka metadata rather than a JSON field.
+#[napi(object)]
+#[derive(Default)]
+pub struct KafkaMetadataColumns {
+    pub topic: Option<String>,
+    pub partition: Option<String>,
+    pub offset: Option<String>,
+    pub timestamp: Option<String>,
+    pub key: Option<String>,
+}
+
+/// How a stage turns messages into rows of this table.
+#[napi(object)]
+pub struct StageOptions {
+    pub partition_column: String,
+    pub day_source: DaySourceKind,
+    /// The event-time field, with `daySource: 'field'`.
+    pub day_field: Option<String>,
+    /// IANA time zone the day is taken in.
+    pub timezone: String,
+    /// Reject messages with fields the table does not have (otherwise they are ignored).
+    pub reject_unknown_fields: bool,
+    /// The topics consumed; messages refer to them by index.
+    pub topics: Vec<String>,
+    pub kafka_metadata: Option<KafkaMetadataColumns>,
+}
+
+/// A column of a table.
+#[napi(object)]
+pub struct ColumnInfo {
+    pub name: String,
+    /// The Delta type, e.g. `string`, `long`, `timestamp`, or a JSON text for nested types.
+    pub data_type: String,
+    pub nullable: bool,
+}
+
+/// What a table is.
+#[napi(object)]
+pub struct TableInfo {
+    pub uri: String,
+    pub version: i64,
+    pub columns: Vec<ColumnInfo>,
+    pub partition_columns: Vec<String>,
+    pub min_writer_version: i32,
+    pub writer_features: Vec<String>,
+    pub properties: HashMap<String, String>,
+}
+
+/// The version recorded in the table's log for an application id (a Kafka position).
+#[napi(object)]
+pub struct TxnVersion {
+    pub app_id: String,
+    /// The last offset committed for the app id, or absent when none was ever written.
+    pub version: Option<f64>,
+}
+
+/// Rows and files of one partition, from the statistics in the table's log.
+#[napi(object)]
+pub struct PartitionSummary {
+    /// Partition values as `column=value` pairs joined by `/`, e.g. `date_col=2026-11-23`.
+    pub partition: String,
+    pub files: u32,
+    /// Rows per the files' statistics; files written without statistics count as 0.
+    pub rows: f64,
+    pub bytes: f64,
+}
+
+/// A Delta table we write into.
+#[napi]
+pub struct DeltaTarget {
+    table: Arc<Mutex<DeltaTable>>,
+    uri: String,
+}
+
+impl DeltaTarget {
+    fn current(&self) -> CoreResult<DeltaTable> {
+        Ok(lock(&self.table)?.clone())
+    }
+}
+
+fn table_not_found(uri: &str, err: DeltaTableError) -> CoreError {
+    match err {
+        DeltaTableError::NotATable(_) | DeltaTableError::InvalidTableLocation(_) => {
+            CoreError::TableNotFound {
+                uri: uri.to_string(),
+                reason: err.to_string(),
+            }
+        }
+        other => other.into(),
+    }
+}
+
+async fn load(uri: &str, storage_options: HashMap<String, String>) -> CoreResult<DeltaTable> {
+    let url = ensure_table_uri(uri).map_err(|e| table_not_found(uri, e))?;
+    let mut table = DeltaTableBuilder::from_url(url)
+        .map_err(|e| table_not_found(uri, e))?
+        .with_storage_options(storage_options)
+        .build()
+        .map_err(|e| table_not_found(uri, e))?;
+    table.load().await.map_err(|e| table_not_found(uri, e))?;
+    Ok(table)
+}
+
+fn table_info(uri: &str, table: &DeltaTable) -> CoreResult<TableInfo> {
+    let state = table.snapshot()?;
+    let metadata = state.metadata();
+    let protocol = state.protocol();
+    let schema = state.schema();
+    let columns = schema
+        .fields()
+        .map(|f| ColumnInfo {
+            name: f.name().to_string(),
+            data_type: match f.data_type() {
+                DeltaDataType::Primitive(p) => p.to_string(),
+                other => serde_json::to_string(other).unwrap_or_else(|_| format!("{other:?}")),
+            },
+            nullable: f.is_nullable(),
+        })
+        .collect();
+    Ok(TableInfo {
+        uri: uri.to_string(),
+        version: state.version() as i64,
+        columns,
+        partition_columns: metadata.partition_columns().to_vec(),
+        min_writer_version: protocol.min_writer_version(),
+        writer_features: protocol
+            .writer_features()
+            .map(|fs| fs.iter().map(|f| f.as_ref().to_string()).collect())
+            .unwrap_or_default(),
+        properties: metadata.configuration().clone(),
+    })
+}
+
+#[napi]
+impl DeltaTarget {
+    /// Opens an existing table. Fails with `TABLE_NOT_FOUND` when there is none at `uri`.
+    #[napi(factory)]
+    pub async fn open(
+        uri: String,
+        storage_options: Option<HashMap<String, String>>,
+    ) -> napi::Result<DeltaTarget> {
+        let table = load(&uri, storage_options.unwrap_or_default()).await?;
+        Ok(DeltaTarget {
+            table: Arc::new(Mutex::new(table)),
+            uri,
+        })
+    }
+
+    /// Opens the dead-letter table at `uri`, creating it (partitioned by day) when absent.
+    #[napi(factory)]
+    pub async fn open_dead_letters(
+        uri: String,
+        storage_options: Option<HashMap<String, String>>,
+    ) -> napi::Result<DeltaTarget> {
+        let options = storage_options.unwrap_or_default();
+        let table = match load(&uri, options.clone()).await {
+            Ok(table) => table,
+            Err(CoreError::TableNotFound { .. }) => {
+                create(&uri, &dead_letter_schema(), &["day".to_string()], options).await?
+            }
+            Err(err) => return Err(err.into()),
+        };
+        Ok(DeltaTarget {
+            table: Arc::new(Mutex::new(table)),
+            uri,
+        })
+    }
+
+    /// The table's location.
+    #[napi(getter)]
+    pub fn uri(&self) -> String {
+        self.uri.clone()
+    }
+
+    /// The table's schema, partitioning, protocol and properties at the loaded version.
+    #[napi]
+    pub fn info(&self) -> napi::Result<TableInfo> {
+        Ok(table_info(&self.uri, &self.current()?)?)
+    }
+
+    /// Fails with `UNSUPPORTED_TABLE` when delta-rs cannot write this table, when the table
+    /// would expire the Kafka positions we record, or when MERGE meets an append-only table.
+    #[napi]
+    pub fn check_writable(&self, mode: WriteMode) -> napi::Result<()> {
+        let table = self.current()?;
+        let state = table.snapshot().map_err(CoreError::from)?;
+        if let Err(err) = PROTOCOL.can_write_to(state) {
+            let reason = match err {
+                TransactionError::UnsupportedTableFeatures(features) => format!(
+                    "the table at {} requires writer feature(s) that delta-rs cannot write: {}",
+                    self.uri,
+                    features
+                        .iter()
+                        .map(|f| f.as_ref().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                other => format!("cannot write to the table at {}: {other}", self.uri),
+            };
+            return Err(CoreError::UnsupportedTable(reason).into());
+        }
+        let properties = state.metadata().configuration();
+        if let Some(retention) = properties.get(TXN_RETENTION_PROPERTY) {
+            return Err(CoreError::UnsupportedTable(format!(
+                "the table sets {TXN_RETENTION_PROPERTY}={retention}: Delta would expire the Kafka \
+                 positions recorded in its log and exactly-once delivery could not hold; unset it"
+            ))
+            .into());
+        }
+        if mode == WriteMode::Merge && PROTOCOL.check_append_only(state.snapshot()).is_err() {
+            return Err(CoreError::UnsupportedTable(format!(
+                "the table at {} is append-only (delta.appendOnly=true); MERGE would update rows",
+                self.uri
+            ))
+            .into());
+        }
+        Ok(())
+    }
+
+    /// Rows and files per partition at the latest version, from the log (no data is read).
+    #[napi]
+    pub async fn partition_summary(&self) -> napi::Result<Vec<PartitionSummary>> {
+        let mut table = self.current()?;
+        table.update_state().await.map_err(CoreError::from)?;
+        let state = table.snapshot().map_err(CoreError::from)?;
+        let mut by_partition: std::collections::BTreeMap<String, PartitionSummary> =
+            std::collections::BTreeMap::new();
+        for file in state.log_data().iter() {
+            let mut values: Vec<(String, Option<String>)> =
+                file.partition_values_map().into_iter().collect();
+            values.sort();
+            let partition = values
+                .iter()
+                .map(|(k, v)| format!("{k}={}", v.as_deref().unwrap_or("")))
+                .collect::<Vec<_>>()
+                .join("/");
+            let entry = by_partition
+                .entry(partition.clone())
+                .or_insert(PartitionSummary {
+                    partition,
+                    files: 0,
+                    rows: 0.0,
+                    bytes: 0.0,
+                });
+            entry.files += 1;
+            entry.rows += file.num_records().unwrap_or(0) as f64;
+            entry.bytes += file.size() as f64;
+        }
+        *lock(&self.table)? = table;
+        Ok(by_partition.into_values().collect())
+    }
+
+    /// Reloads the table to its latest version and returns that version.
+    #[napi]
+    pub async fn refresh(&self) -> napi::Result<i64> {
+        let mut table = self.current()?;
+        table.update_state().await.map_err(CoreError::from)?;
+        let version = table.version().map_or(-1, |v| v as i64);
+        *lock(&self.table)? = table;
+        Ok(version)
+    }
+
+    /// The versions the table's log records for these application ids, at its latest version.
+    #[napi]
+    pub async fn txn_versions(&self, app_ids: Vec<String>) -> napi::Result<Vec<TxnVersion>> {
+        let mut table = self.current()?;
+        table.update_state().await.map_err(CoreError::from)?;
+        let versions = crate::write::read_txn_versions(&table, &app_ids).await?;
+        *lock(&self.table)? = table;
+        Ok(app_ids
+            .into_iter()
+            .map(|app_id| {
+                let version = versions.get(&app_id).map(|&v| v as f64);
+                TxnVersion { app_id, version }
+            })
+            .collect())
+    }
+
+    /// A stage that decodes messages into rows of this table.
+    #[napi]
+    pub fn create_stage(&self, options: StageOptions) -> napi::Result<Stage> {
+        let table = self.current()?;
+        let schema = table
+            .snapshot()
+            .map_err(CoreError::from)?
+            .snapshot()
+            .arrow_schema();
+        let day_source = match options.day_source {
+            DaySourceKind::Column => DaySource::Column,
+            DaySourceKind::KafkaTimestamp => DaySource::KafkaTimestamp,
+            DaySourceKind::Field => DaySource::Field(options.day_field.ok_or_else(|| {
+                CoreError::InvalidArgument("daySource 'field' needs dayField".into())
+            })?),
+        };
+        let metadata = options.kafka_metadata.unwrap_or_default();
+        let spec = DecodeSpec::new(
+            schema,
+            DecodeOptions {
+                partition_column: options.partition_column,
+                day_source,
+                timezone: day::parse_timezone(&options.timezone)
+                    .map_err(CoreError::InvalidArgument)?,
+                reject_unknown_fields: options.reject_unknown_fields,
+                metadata: MetadataColumns {
+                    topic: metadata.topic,
+                    partition: metadata.partition,
+                    offset: metadata.offset,
+                    timestamp: metadata.timestamp,
+                    key: metadata.key,
+                },
+                topics: options.topics,
+            },
+        )?;
+        Ok(Stage::new(spec))
+    }
+
+    /// Commits the segment's rows in one transaction that also records, per topic-partition,
+    /// the last offset covered. Rows the table already holds (by its recorded offsets) are
+    /// dropped, so a replay never duplicates; conflicts are retried against the new version.
+    #[napi(ts_return_type = "Promise<CommitResult>")]
+    pub fn commit_rows<'env>(
+        &self,
+        env: &'env Env,
+        segment: &StagedSegment,
+        app_ids: Vec<PartitionAppId>,
+        max_attempts: u32,
+    ) -> napi::Result<PromiseRaw<'env, CommitResult>> {
+        self.spawn_commit(env, segment, app_ids, max_attempts, CommitPart::Rows)
+    }
+
+    /// Commits the segment's dead letters, with the same exactly-once bookkeeping as rows.
+    #[napi(ts_return_type = "Promise<CommitResult>")]
+    pub fn commit_dead_letters<'env>(
+        &self,
+        env: &'env Env,
+        segment: &StagedSegment,
+        app_ids: Vec<PartitionAppId>,
+        max_attempts: u32,
+    ) -> napi::Result<PromiseRaw<'env, CommitResult>> {
+        self.spawn_commit(env, segment, app_ids, max_attempts, CommitPart::DeadLetters)
+    }
+}
+
+impl DeltaTarget {
+    fn spawn_commit<'env>(
+        &self,
+        env: &'env Env,
+        segment: &StagedSegment,
+        app_ids: Vec<PartitionAppId>,
+        max_attempts: u32,
+        part: CommitPart,
+    ) -> napi::Result<PromiseRaw<'env, CommitResult>> {
+        let table = self.table.clone();
+        let data = segment.data.clone();
+        env.spawn_future(async move {
+            let result = commit_segment(table, data, app_ids, max_attempts.max(1), part).await?;
+            Ok(result)
+        })
+    }
+}
+
+/// A column for `createTable`.
+#[napi(object)]
+pub struct ColumnSpec {
+    pub name: String,
+    /// A Delta primitive type: string, long, integer, short, byte, float, double, boolean,
+    /// binary, date, timestamp, timestamp_ntz, or decimal(p,s).
+    pub data_type: String,
+    pub nullable: Option<bool>,
+}
+
+async fn create(
+    uri: &str,
+    schema: &deltalake::arrow::datatypes::Schema,
+    partition_columns: &[String],
+    storage_options: HashMap<String, String>,
+) -> CoreResult<DeltaTable> {
+    let struct_type = StructType::try_from_arrow(schema)?;
+    create_with_fields(
+        uri,
+        struct_type.fields().cloned().collect(),
+        partition_columns,
+        storage_options,
+    )
+    .await
+}
+
+async fn create_with_fields(
+    uri: &str,
+    fields: Vec<StructField>,
+    partition_columns: &[String],
+    storage_options: HashMap<String, String>,
+) -> CoreResult<DeltaTable> {
+    if !uri.contains("://") {
+        std::fs::create_dir_all(uri)?;
+    }
+    let url = ensure_table_uri(uri)?;
+    let table = DeltaTableBuilder::from_url(url)?
+        .with_storage_options(storage_options)
+        .build()?;
+    Ok(table
+        .create()
+        .with_columns(fields)
+        .with_partition_columns(partition_columns.iter().cloned())
+        .await?)
+}
+
+/// Creates an empty Delta table (for tooling, samples and tests; the pipeline itself writes
+/// only into tables that exist).
+#[napi]
+pub async fn create_table(
+    uri: String,
+    columns: Vec<ColumnSpec>,
+    partition_columns: Vec<String>,
+    storage_options: Option<HashMap<String, String>>,
+) -> napi::Result<TableInfo> {
+    let fields = columns
+        .iter()
+        .map(|c| {
+            let data_type: DeltaDataType = serde_json::from_value(serde_json::Value::String(
+                c.data_type.clone(),
+            ))
+            .map_err(|_| {
+                CoreError::InvalidArgument(format!(
+                    "column {:?}: unknown Delta type {:?}",
+                    c.name, c.data_type
+                ))
+            })?;
+            Ok(StructField::new(
+                c.name.clone(),
+                data_type,
+                c.nullable.unwrap_or(true),
+            ))
+        })
+        .collect::<CoreResult<Vec<_>>>()?;
+    let table = create_with_fields(
+        &uri,
+        fields,
+        &partition_columns,
+        storage_options.unwrap_or_default(),
+    )
+    .await?;
+    Ok(table_info(&uri, &table)?)
+}

@@ -1,0 +1,225 @@
+//! INSERT commits: a segment's rows (or dead letters) and a txn action per topic-partition in
+//! one Delta transaction, so the log holds data and Kafka positions together or neither.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use deltalake::arrow::array::{BooleanArray, Int32Array, Int64Array, RecordBatch, UInt16Array};
+use deltalake::arrow::compute::filter_record_batch;
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake::kernel::Transaction;
+use deltalake::protocol::{DeltaOperation, SaveMode};
+use deltalake::{DeltaTable, DeltaTableError};
+use napi_derive::napi;
+
+use crate::decode::{OFFSET_COLUMN, PARTITION_COLUMN, TOPIC_COLUMN};
+use crate::error::{CoreError, CoreResult};
+use crate::stage::{column, lock, SegmentData};
+
+/// The txn application id that records one topic-partition's position.
+#[napi(object)]
+pub struct PartitionAppId {
+    pub topic_index: u32,
+    pub partition: i32,
+    pub app_id: String,
+}
+
+/// What a commit did.
+#[napi(object)]
+pub struct CommitResult {
+    /// The table version committed; absent when the table already held everything.
+    pub version: Option<i64>,
+    /// Rows written by this commit.
+    pub rows_written: u32,
+    /// Rows left out because the table already held them (a replay after a crash, or another
+    /// instance that committed them first).
+    pub rows_skipped: u32,
+    /// Commit attempts made (1 without conflicts).
+    pub attempts: u32,
+}
+
+/// Which part of a segment a commit writes.
+#[derive(Clone, Copy)]
+pub enum CommitPart {
+    Rows,
+    DeadLetters,
+}
+
+type PartitionKey = (u16, i32);
+
+/// Reads the recorded version of each application id.
+pub async fn read_txn_versions(
+    table: &DeltaTable,
+    app_ids: &[String],
+) -> CoreResult<HashMap<String, i64>> {
+    let state = table.snapshot()?;
+    let log_store = table.log_store();
+    let mut versions = HashMap::with_capacity(app_ids.len());
+    for app_id in app_ids {
+        if let Some(version) = state
+            .transaction_version(log_store.as_ref(), app_id)
+            .await?
+        {
+            versions.insert(app_id.clone(), version);
+        }
+    }
+    Ok(versions)
+}
+
+fn is_conflict(err: &DeltaTableError) -> bool {
+    matches!(
+        err,
+        DeltaTableError::Transaction { .. } | DeltaTableError::VersionAlreadyExists(_)
+    )
+}
+
+/// Commits one part of a segment, retrying conflicts against the table's newest version.
+pub async fn commit_segment(
+    table: Arc<Mutex<DeltaTable>>,
+    segment: Arc<Mutex<Option<SegmentData>>>,
+    app_ids: Vec<PartitionAppId>,
+    max_attempts: u32,
+    part: CommitPart,
+) -> CoreResult<CommitResult> {
+    let (batches, positions) = {
+        let guard = lock(&segment)?;
+        let data = guard
+            .as_ref()
+            .ok_or_else(|| CoreError::InvalidArgument("the segment was released".into()))?;
+        let batches: Vec<RecordBatch> = match part {
+            CommitPart::Rows => data.by_day.values().flatten().cloned().collect(),
+            CommitPart::DeadLetters => data.dead_letters.clone(),
+        };
+        (batches, data.positions.clone())
+    };
+    let ids: HashMap<PartitionKey, String> = app_ids
+        .into_iter()
+        .map(|a| ((a.topic_index as u16, a.partition), a.app_id))
+        .collect();
+    if let Some((topic, partition)) = positions.keys().find(|k| !ids.contains_key(k)) {
+        return Err(CoreError::InvalidArgument(format!(
+            "no application id given for topic #{topic} partition {partition}"
+        )));
+    }
+    let id_list: Vec<String> = ids.values().cloned().collect();
+    let total_rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let mut current = lock(&table)?.clone();
+        current.update_state().await?;
+        let recorded = read_txn_versions(&current, &id_list).await?;
+        let recorded_for =
+            |key: &PartitionKey| ids.get(key).and_then(|id| recorded.get(id)).copied();
+
+        let txns: Vec<Transaction> = positions
+            .iter()
+            .filter(|(key, &last)| recorded_for(key).is_none_or(|done| last > done))
+            .map(|(key, &last)| Transaction::new(&ids[key], last))
+            .collect();
+        if txns.is_empty() {
+            *lock(&table)? = current;
+            return Ok(CommitResult {
+                version: None,
+                rows_written: 0,
+                rows_skipped: total_rows as u32,
+                attempts: attempt,
+            });
+        }
+        let fresh = uncommitted_rows(&batches, &recorded_for)?;
+        let written: usize = fresh.iter().map(RecordBatch::num_rows).sum();
+        let properties = CommitProperties::default().with_application_transactions(txns);
+        let outcome = if fresh.is_empty() {
+            commit_positions_only(&current, properties).await
+        } else {
+            current
+                .clone()
+                .write(fresh)
+                .with_save_mode(SaveMode::Append)
+                .with_commit_properties(properties)
+                .await
+        };
+        match outcome {
+            Ok(updated) => {
+                let version = updated.version().map(|v| v as i64);
+                *lock(&table)? = updated;
+                return Ok(CommitResult {
+                    version,
+                    rows_written: written as u32,
+                    rows_skipped: (total_rows - written) as u32,
+                    attempts: attempt,
+                });
+            }
+            Err(err) if is_conflict(&err) && attempt < max_attempts => {
+                tokio::time::sleep(backoff(attempt)).await;
+            }
+            Err(err) if is_conflict(&err) => {
+                return Err(CoreError::CommitConflict {
+                    attempts: attempt,
+                    reason: err.to_string(),
+                })
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+}
+
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(50u64.saturating_mul(1 << attempt.min(6)))
+}
+
+/// A commit that carries only txn actions: every message of the segment was rejected or
+/// already written, but the positions must still move past them.
+async fn commit_positions_only(
+    table: &DeltaTable,
+    properties: CommitProperties,
+) -> Result<DeltaTable, DeltaTableError> {
+    let state = table.snapshot()?;
+    let operation = DeltaOperation::Write {
+        mode: SaveMode::Append,
+        partition_by: None,
+        predicate: None,
+    };
+    CommitBuilder::from(properties)
+        .build(Some(state), table.log_store(), operation)
+        .await?;
+    let mut updated = table.clone();
+    updated.update_state().await?;
+    Ok(updated)
+}
+
+/// The rows the table does not hold yet, without the internal position columns.
+fn uncommitted_rows(
+    batches: &[RecordBatch],
+    recorded_for: &dyn Fn(&PartitionKey) -> Option<i64>,
+) -> CoreResult<Vec<RecordBatch>> {
+    let mut out = Vec::with_capacity(batches.len());
+    for batch in batches {
+        let topics = column::<UInt16Array>(batch, TOPIC_COLUMN)?;
+        let partitions = column::<Int32Array>(batch, PARTITION_COLUMN)?;
+        let offsets = column::<Int64Array>(batch, OFFSET_COLUMN)?;
+        let keep: BooleanArray = (0..batch.num_rows())
+            .map(|r| {
+                let key = (topics.value(r), partitions.value(r));
+                Some(recorded_for(&key).is_none_or(|done| offsets.value(r) > done))
+            })
+            .collect();
+        let kept = if keep.true_count() == batch.num_rows() {
+            batch.clone()
+        } else {
+            filter_record_batch(batch, &keep)?
+        };
+        if kept.num_rows() > 0 {
+            out.push(strip_positions(&kept)?);
+        }
+    }
+    Ok(out)
+}
+
+/// Drops the internal position columns (always the last three).
+pub fn strip_positions(batch: &RecordBatch) -> CoreResult<RecordBatch> {
+    let keep: Vec<usize> = (0..batch.num_columns() - 3).collect();
+    Ok(batch.project(&keep)?)
+}

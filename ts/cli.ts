@@ -1,0 +1,227 @@
+#!/usr/bin/env node
+/**
+ * The `kafka-delta-rust` command: a thin shell over the library (everything it does, an
+ * embedding service can do through `Pipeline`).
+ *
+ * Exit codes: 0 done; 1 runtime failure; 2 invalid configuration or usage; 3 the target table is
+ * missing, unsupported or does not fit the configuration; 4 Kafka unreachable; 130 stopped at
+ * once by a second signal (nothing is lost: the Delta log holds the last committed positions).
+ */
+import { readFileSync } from 'node:fs';
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { loadConfig, redactConfig, type Config } from './config/index.js';
+import {
+  ConfigError,
+  KafkaError,
+  SchemaMismatchError,
+  TableNotFoundError,
+  UnsupportedTableError,
+} from './errors.js';
+import { createLogger, type Logger } from './log.js';
+import { startMetricsServer, type MetricsServer } from './metrics/server.js';
+import { nativeVersions } from './native.js';
+import { Pipeline } from './pipeline/pipeline.js';
+import { validateTarget } from './pipeline/validate.js';
+
+export const EXIT = { ok: 0, failure: 1, config: 2, table: 3, kafka: 4, forced: 130 } as const;
+
+const packageVersion = (): string => {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+};
+
+/** Options that are not config overrides. */
+const OWN_OPTIONS = new Set(['_', '$0', 'config', 'c', 'until-caught-up', 'untilCaughtUp', 'dry-run', 'dryRun', 'help', 'version']);
+
+/** Free-form maps whose keys contain dots themselves (`fetch.min.bytes`). */
+const DOTTED_KEY_MAPS: ReadonlyArray<readonly [string, string]> = [
+  ['kafka', 'properties'],
+  ['delta', 'storage_options'],
+];
+
+/** Joins a map that yargs split at every dot back into dotted keys. */
+function flattenKeys(value: unknown, prefix = '', out: Record<string, unknown> = {}): Record<string, unknown> {
+  if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
+    for (const [k, v] of Object.entries(value)) flattenKeys(v, prefix ? `${prefix}.${k}` : k, out);
+  } else {
+    out[prefix] = value;
+  }
+  return out;
+}
+
+/** Everything else on the command line (`--kafka.broker=host:9092`) overrides the config file. */
+function overridesFrom(argv: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(argv)) {
+    if (OWN_OPTIONS.has(key) || key.includes('-')) continue;
+    out[key] = value;
+  }
+  for (const [section, map] of DOTTED_KEY_MAPS) {
+    const parent = out[section];
+    if (parent !== null && typeof parent === 'object' && map in parent) {
+      const record = parent as Record<string, unknown>;
+      record[map] = flattenKeys(record[map]);
+    }
+  }
+  return out;
+}
+
+function exitCodeOf(error: unknown): number {
+  if (error instanceof ConfigError) return EXIT.config;
+  if (error instanceof TableNotFoundError || error instanceof UnsupportedTableError || error instanceof SchemaMismatchError) {
+    return EXIT.table;
+  }
+  if (error instanceof KafkaError) return EXIT.kafka;
+  return EXIT.failure;
+}
+
+function report(error: unknown): number {
+  const message = error instanceof Error ? error.message : String(error);
+  process.stderr.write(`kafka-delta-rust: ${message}\n`);
+  return exitCodeOf(error);
+}
+
+async function validate(configPath: string, overrides: Record<string, unknown>): Promise<number> {
+  try {
+    const config = await loadConfig({ path: configPath, overrides });
+    const result = await validateTarget(config);
+    const out = process.stdout;
+    out.write(`config ${configPath}: ok\n`);
+    out.write(`table ${result.table.uri}: version ${result.table.version}, partitioned by [${result.table.partitionColumns.join(', ')}], `);
+    out.write(`${result.table.columns.length} columns, writable in ${config.delta.mode} mode\n`);
+    out.write(`topics: ${config.kafka.topics.join(', ')} (group ${config.kafka.groupId})\n`);
+    out.write(`dead letters: ${result.deadLetterSink}\n`);
+    return EXIT.ok;
+  } catch (error) {
+    return report(error);
+  }
+}
+
+function handleSignals(pipeline: Pipeline, log: Logger): void {
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    signals += 1;
+    if (signals > 1) {
+      log.warn('second signal: exiting now; the next start resumes from the last commit', { signal });
+      process.exit(EXIT.forced);
+    }
+    log.info('stopping: flushing what is staged, then exiting', { signal });
+    void pipeline.stop();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+}
+
+async function run(configPath: string, overrides: Record<string, unknown>, untilCaughtUp: boolean): Promise<number> {
+  let config: Config;
+  try {
+    config = await loadConfig({ path: configPath, overrides });
+  } catch (error) {
+    return report(error);
+  }
+  const log = createLogger({ level: config.logging.level, format: config.logging.format });
+  log.debug('configuration', { config: redactConfig(config) });
+  const pipeline = new Pipeline(config, { logger: log, untilCaughtUp });
+  let server: MetricsServer | undefined;
+  try {
+    if (config.monitoring.enabled) {
+      server = await startMetricsServer({
+        host: config.monitoring.host,
+        port: config.monitoring.port,
+        endpoint: config.monitoring.endpoint,
+        registry: pipeline.metrics.registry,
+        ready: () => pipeline.running,
+      });
+      log.info('metrics served', { url: `http://${config.monitoring.host}:${server.port}${config.monitoring.endpoint}` });
+    }
+    handleSignals(pipeline, log);
+    const summary = await pipeline.run();
+    log.info('run finished', {
+      ...summary,
+      seconds: Number(summary.seconds.toFixed(2)),
+      messagesPerSecond: Math.round(summary.messages / Math.max(summary.seconds, 1e-3)),
+    });
+    return EXIT.ok;
+  } catch (error) {
+    return report(error);
+  } finally {
+    await server?.close();
+  }
+}
+
+/** Runs the command line; resolves with the exit code. */
+export async function main(args: readonly string[]): Promise<number> {
+  let code: number = EXIT.ok;
+  const parser = yargs([...args])
+    .scriptName('kafka-delta-rust')
+    .usage('$0 [run] [options]\n\nStreams Kafka topics into an existing Delta Lake table, exactly once.')
+    .option('config', {
+      alias: 'c',
+      type: 'string',
+      default: './config.yaml',
+      describe: 'Path of the YAML configuration file',
+    })
+    .command(
+      ['run', '$0'],
+      'Run the pipeline (the default command)',
+      (y) =>
+        y
+          .option('until-caught-up', {
+            type: 'boolean',
+            default: false,
+            describe: 'Ingest up to the high watermarks seen at start, commit, and exit 0 (batch / backfill mode)',
+          })
+          .option('dry-run', {
+            type: 'boolean',
+            default: false,
+            describe: 'Only load and check the config and the table, like `validate`',
+          }),
+      async (argv) => {
+        const overrides = overridesFrom(argv);
+        code = argv['dry-run']
+          ? await validate(argv.config, overrides)
+          : await run(argv.config, overrides, argv['until-caught-up']);
+      },
+    )
+    .command(
+      'validate',
+      'Load and check the configuration and the target table, then exit (non-zero with the reasons)',
+      (y) => y,
+      async (argv) => {
+        code = await validate(argv.config, overridesFrom(argv));
+      },
+    )
+    .epilog(
+      [
+        'Any config key can be overridden with its dotted path, e.g.',
+        '  --kafka.broker=host:9092 --delta.table_path=/data/events --batch.batch_size=50000',
+        'Secrets may come from the environment: ${VAR} in the YAML, credentials.*_file, or',
+        'KAFKA_DELTA_KAFKA_USERNAME / KAFKA_DELTA_KAFKA_PASSWORD.',
+        '',
+        'Exit codes: 0 done; 1 runtime failure; 2 invalid configuration or usage; 3 table missing,',
+        'unsupported or not fitting the configuration; 4 Kafka unreachable; 130 forced stop by a second signal.',
+      ].join('\n'),
+    )
+    .version(`${packageVersion()} (native core ${nativeVersions().core}, deltalake ${nativeVersions().deltalake}, arrow ${nativeVersions().arrow})`)
+    .help()
+    .strictCommands()
+    .parserConfiguration({ 'dot-notation': true, 'camel-case-expansion': false })
+    .fail((message, error) => {
+      if (error) throw error;
+      process.stderr.write(`kafka-delta-rust: ${message}\nRun with --help for usage.\n`);
+      code = EXIT.config;
+    })
+    .wrap(100);
+  await parser.parseAsync();
+  return code;
+}
+
+main(hideBin(process.argv)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    process.exitCode = report(error);
+  },
+);

@@ -1,0 +1,27 @@
+/**
+ * kafka-delta-rust: stream Kafka topics into an existing Delta Lake table, exactly once.
+ *
+ * ```ts
+ * import { Pipeline, loadConfig } from 'kafka-delta-rust';
+ * const pipeline = new Pipeline(await loadConfig({ path: './config.yaml' }));
+ * await pipeline.run();
+ * ```
+ */
+export { loadConfig, parseConfig, redactConfig } from './config/index.js';
+export type * from './config/index.js';
+export * from './errors.js';
+export { createLogger, silentLogger } from './log.js';
+export type { Logger, LogFields, LoggerOptions } from './log.js';
+export { PipelineMetrics } from './metrics/metrics.js';
+export { startMetricsServer } from './metrics/server.js';
+export type { MetricsServer, MetricsServerOptions } from './metrics/server.js';
+export { Pipeline } from './pipeline/pipeline.js';
+export type { DeadLetterEvent, FlushSummary, PipelineEvents, PipelineOptions, RunSummary } from './pipeline/pipeline.js';
+export { txnAppId } from './pipeline/identity.js';
+export { validateTarget } from './pipeline/validate.js';
+export type { ValidationReport } from './pipeline/validate.js';
+export { DeltaTarget, createTable } from './table.js';
+export type { ColumnSpec, CommitResult, PartitionAppId, TableInfo, WriteMode } from './table.js';
+export { Stage, StagedSegment } from './stage.js';
+export type { AppendResult, MessageBatch, PartitionPosition, RejectedMessage, StageOptions } from './stage.js';
+export { nativeVersions } from './native.js';

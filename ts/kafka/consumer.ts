@@ -1,0 +1,205 @@
+/**
+ * The Kafka side: a node-rdkafka consumer in a `consume(n)` loop, with manual offsets and a
+ * rebalance callback that asks the pipeline where each newly assigned partition starts (the
+ * Delta log decides) before assigning it. It knows nothing of Delta.
+ */
+import Kafka from 'node-rdkafka';
+import type { Assignment, ConsumerGlobalConfig, LibrdKafkaError, Message, TopicPartition } from 'node-rdkafka';
+import { KafkaError } from '../errors.js';
+import type { Logger } from '../log.js';
+
+/** librdkafka's rebalance event codes. */
+const ASSIGN_PARTITIONS = -175;
+const REVOKE_PARTITIONS = -174;
+/** librdkafka's logical offsets. */
+export const OFFSET_BEGINNING = -2;
+export const OFFSET_END = -1;
+
+/** A topic-partition. */
+export interface PartitionRef {
+  readonly topic: string;
+  readonly partition: number;
+}
+
+/** Where a partition starts: an offset, or a logical one (OFFSET_BEGINNING / OFFSET_END). */
+export interface PartitionStart extends PartitionRef {
+  readonly offset: number;
+}
+
+/** The pipeline's side of a rebalance. */
+export interface RebalanceListener {
+  /** Where each newly assigned partition starts. */
+  onAssign(partitions: readonly PartitionRef[]): Promise<readonly PartitionStart[]>;
+  /** The partitions are being taken away: drop or settle what is staged for them. */
+  onRevoke(partitions: readonly PartitionRef[]): Promise<void>;
+}
+
+/** Options of {@link KafkaSource}. */
+export interface KafkaSourceOptions {
+  brokers: string;
+  groupId: string;
+  topics: readonly string[];
+  /** Messages per `consume` call. */
+  maxPollRecords: number;
+  /** How long one `consume` call waits for messages. */
+  consumeTimeoutMs: number;
+  /** librdkafka properties; ours (group, commits, rebalance) cannot be overridden. */
+  properties: Readonly<Record<string, string>>;
+}
+
+/** A key for maps over partitions. */
+export function partitionKey(topic: string, partition: number): string {
+  return `${topic}\u0000${partition}`;
+}
+
+/** Defaults chosen for throughput; every one can be overridden through `kafka.properties`. */
+const DEFAULT_PROPERTIES: Readonly<Record<string, string>> = {
+  // librdkafka stops fetching a partition for fetch.queue.backoff.ms once its local queue is
+  // full; the 1 s default starves a fast consumer (see BENCHMARKS.md: 2.5x with 10 ms).
+  'fetch.queue.backoff.ms': '10',
+  'partition.assignment.strategy': 'cooperative-sticky',
+  'socket.keepalive.enable': 'true',
+};
+
+/** Consumes the configured topics in batches. */
+export class KafkaSource {
+  readonly #options: KafkaSourceOptions;
+  readonly #listener: RebalanceListener;
+  readonly #log: Logger;
+  readonly #consumer: Kafka.KafkaConsumer;
+  /** Rebalance events are handled one after another, in the order they came. */
+  #rebalances: Promise<void> = Promise.resolve();
+  readonly #assigned = new Map<string, PartitionRef>();
+  #fatal: KafkaError | undefined;
+
+  constructor(options: KafkaSourceOptions, listener: RebalanceListener, log: Logger) {
+    this.#options = options;
+    this.#listener = listener;
+    this.#log = log;
+    const config: ConsumerGlobalConfig = {
+      ...DEFAULT_PROPERTIES,
+      ...options.properties,
+      'bootstrap.servers': options.brokers,
+      'group.id': options.groupId,
+      'enable.auto.commit': false,
+      'enable.auto.offset.store': false,
+      'enable.partition.eof': true,
+      offset_commit_cb: true,
+      // node-rdkafka calls this with the consumer as `this`; we need our own state instead.
+      rebalance_cb: (err: LibrdKafkaError, assignment: Assignment[]) => this.#onRebalance(err, assignment),
+    } as ConsumerGlobalConfig;
+    this.#consumer = new Kafka.KafkaConsumer(config, {});
+    this.#consumer.on('event.error', (err) => this.#log.warn('kafka client error', { error: err }));
+    this.#consumer.on('offset.commit', (err, offsets) => {
+      if (err) this.#log.warn('committing Kafka offsets failed (the Delta log stays authoritative)', { error: err });
+      else this.#log.debug('committed Kafka offsets', { partitions: offsets.length });
+    });
+  }
+
+  #onRebalance(err: LibrdKafkaError, assignment: Assignment[]): void {
+    const cooperative = this.#consumer.rebalanceProtocol() === 'COOPERATIVE';
+    const parts: PartitionRef[] = assignment.map((a) => ({ topic: a.topic, partition: a.partition }));
+    this.#rebalances = this.#rebalances.then(async () => {
+      try {
+        if (err.code === ASSIGN_PARTITIONS) {
+          const starts = await this.#listener.onAssign(parts);
+          for (const p of parts) this.#assigned.set(partitionKey(p.topic, p.partition), p);
+          if (cooperative) this.#consumer.incrementalAssign([...starts]);
+          else this.#consumer.assign([...starts]);
+          this.#log.info('partitions assigned', {
+            partitions: starts.map((s) => `${s.topic}[${s.partition}]@${s.offset}`).join(','),
+          });
+        } else if (err.code === REVOKE_PARTITIONS) {
+          await this.#listener.onRevoke(parts);
+          for (const p of parts) this.#assigned.delete(partitionKey(p.topic, p.partition));
+          if (cooperative) this.#consumer.incrementalUnassign(assignment);
+          else this.#consumer.unassign();
+          this.#log.info('partitions revoked', { partitions: parts.map((p) => `${p.topic}[${p.partition}]`).join(',') });
+        } else {
+          this.#log.warn('rebalance error', { error: err });
+        }
+      } catch (error) {
+        if (!this.#consumer.isConnected()) return;
+        this.#fatal = new KafkaError('KAFKA_REBALANCE', `handling a rebalance failed: ${String(error)}`, { cause: error });
+        this.#log.error('handling a rebalance failed', { error });
+      }
+    });
+  }
+
+  /** Connects and subscribes. */
+  async connect(): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      this.#consumer.connect({ timeout: 30_000 }, (err) => {
+        if (err) reject(new KafkaError('KAFKA_CONNECT', `cannot connect to Kafka at ${this.#options.brokers}: ${err.message}`, { cause: err }));
+        else resolve();
+      });
+    });
+    this.#consumer.setDefaultConsumeTimeout(this.#options.consumeTimeoutMs);
+    this.#consumer.subscribe([...this.#options.topics]);
+  }
+
+  /** The next batch: up to `maxPollRecords` messages, or fewer after `consumeTimeoutMs`. */
+  consume(): Promise<Message[]> {
+    if (this.#fatal) return Promise.reject(this.#fatal);
+    return new Promise((resolve, reject) => {
+      this.#consumer.consume(this.#options.maxPollRecords, (err, messages) => {
+        if (err) reject(new KafkaError('KAFKA_CONSUME', `consuming failed: ${err.message}`, { cause: err }));
+        else resolve(messages);
+      });
+    });
+  }
+
+  /** Calls `listener` when a partition has no more messages for now (`enable.partition.eof`). */
+  onPartitionEof(listener: (p: PartitionStart) => void): void {
+    this.#consumer.on('partition.eof', (eof) => listener({ topic: eof.topic, partition: eof.partition, offset: eof.offset }));
+  }
+
+  /** Waits until rebalance events received so far are handled. */
+  settled(): Promise<void> {
+    return this.#rebalances;
+  }
+
+  /** Partitions currently assigned to this consumer (and already positioned). */
+  assignedPartitions(): PartitionRef[] {
+    return [...this.#assigned.values()];
+  }
+
+  /** Records progress in Kafka (for lag tools); `offset` is the next offset to read. */
+  commitOffsets(positions: readonly PartitionStart[]): void {
+    const owned = positions.filter((p) => this.#assigned.has(partitionKey(p.topic, p.partition)));
+    if (owned.length === 0) return;
+    try {
+      this.#consumer.commit(owned.map((p) => ({ topic: p.topic, partition: p.partition, offset: p.offset })));
+    } catch (error) {
+      this.#log.warn('committing Kafka offsets failed (the Delta log stays authoritative)', { error });
+    }
+  }
+
+  /** The low and high watermarks of a partition. */
+  watermarks(p: PartitionRef, timeoutMs = 10_000): Promise<{ low: number; high: number }> {
+    return new Promise((resolve, reject) => {
+      this.#consumer.queryWatermarkOffsets(p.topic, p.partition, timeoutMs, (err, offsets) => {
+        if (err) reject(new KafkaError('KAFKA_WATERMARKS', `cannot read watermarks of ${p.topic}[${p.partition}]: ${err.message}`, { cause: err }));
+        else resolve({ low: offsets.lowOffset, high: offsets.highOffset });
+      });
+    });
+  }
+
+  /** Stops fetching these partitions (backpressure). */
+  pause(partitions: readonly TopicPartition[]): void {
+    this.#consumer.pause([...partitions]);
+  }
+
+  /** Resumes fetching these partitions. */
+  resume(partitions: readonly TopicPartition[]): void {
+    this.#consumer.resume([...partitions]);
+  }
+
+  /** Leaves the group and closes the connection. */
+  async disconnect(): Promise<void> {
+    if (!this.#consumer.isConnected()) return;
+    await new Promise<void>((resolve) => {
+      this.#consumer.disconnect(() => resolve());
+    });
+  }
+}

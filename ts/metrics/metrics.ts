@@ -1,0 +1,148 @@
+/**
+ * Prometheus metrics of one pipeline (prom-client). The names are a contract: dashboards and
+ * alerts are built on them.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Message } from 'node-rdkafka';
+import type { FlushSummary } from '../pipeline/flush.js';
+
+/** The pipeline's metrics, in a registry of their own that an embedder can merge. */
+export class PipelineMetrics {
+  /** The registry holding every series below. */
+  readonly registry: Registry;
+  readonly #messagesConsumed: Counter<'topic'>;
+  readonly #bytesConsumed: Counter<'topic'>;
+  readonly #recordsWritten: Counter<'table'>;
+  readonly #deadLetters: Counter<'topic' | 'reason'>;
+  readonly #flushDuration: Histogram;
+  readonly #commitDuration: Histogram;
+  readonly #commitRetries: Counter;
+  readonly #commitConflicts: Counter;
+  readonly #stagedRecords: Gauge<'location'>;
+  readonly #stagedBytes: Gauge<'location'>;
+  readonly #tableVersion: Gauge<'table'>;
+  readonly #lastCommit: Gauge<'table'>;
+
+  constructor(options: { registry?: Registry; defaultMetrics?: boolean } = {}) {
+    const registry = options.registry ?? new Registry();
+    this.registry = registry;
+    const registers = [registry];
+    if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
+    this.#messagesConsumed = new Counter({
+      name: 'kafka_delta_messages_consumed_total',
+      help: 'Kafka messages consumed.',
+      labelNames: ['topic'],
+      registers,
+    });
+    this.#bytesConsumed = new Counter({
+      name: 'kafka_delta_bytes_consumed_total',
+      help: 'Payload bytes consumed.',
+      labelNames: ['topic'],
+      registers,
+    });
+    this.#recordsWritten = new Counter({
+      name: 'kafka_delta_records_written_total',
+      help: 'Rows committed to the Delta table.',
+      labelNames: ['table'],
+      registers,
+    });
+    this.#deadLetters = new Counter({
+      name: 'kafka_delta_dead_letters_total',
+      help: 'Messages sent to the dead-letter sink, by reason.',
+      labelNames: ['topic', 'reason'],
+      registers,
+    });
+    this.#flushDuration = new Histogram({
+      name: 'kafka_delta_flush_duration_seconds',
+      help: 'Time from taking a staged segment to its committed Delta version.',
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
+      registers,
+    });
+    this.#commitDuration = new Histogram({
+      name: 'kafka_delta_commit_duration_seconds',
+      help: 'Time spent writing files and committing one Delta transaction.',
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
+      registers,
+    });
+    this.#commitRetries = new Counter({
+      name: 'kafka_delta_commit_retries_total',
+      help: 'Commit attempts repeated after a conflict.',
+      registers,
+    });
+    this.#commitConflicts = new Counter({
+      name: 'kafka_delta_commit_conflicts_total',
+      help: 'Commits that met a concurrent writer.',
+      registers,
+    });
+    this.#stagedRecords = new Gauge({
+      name: 'kafka_delta_staged_records',
+      help: 'Rows staged for the next flush.',
+      labelNames: ['location'],
+      registers,
+    });
+    this.#stagedBytes = new Gauge({
+      name: 'kafka_delta_staged_bytes',
+      help: 'Bytes staged for the next flush.',
+      labelNames: ['location'],
+      registers,
+    });
+    this.#tableVersion = new Gauge({
+      name: 'kafka_delta_table_version',
+      help: 'The Delta table version last seen or committed.',
+      labelNames: ['table'],
+      registers,
+    });
+    this.#lastCommit = new Gauge({
+      name: 'kafka_delta_last_commit_timestamp_seconds',
+      help: 'Unix time of the last successful commit.',
+      labelNames: ['table'],
+      registers,
+    });
+  }
+
+  /** Counts a consumed batch. */
+  consumed(messages: readonly Message[]): void {
+    const byTopic = new Map<string, { count: number; bytes: number }>();
+    for (const m of messages) {
+      const t = byTopic.get(m.topic) ?? { count: 0, bytes: 0 };
+      t.count += 1;
+      t.bytes += m.size;
+      byTopic.set(m.topic, t);
+    }
+    for (const [topic, t] of byTopic) {
+      this.#messagesConsumed.inc({ topic }, t.count);
+      this.#bytesConsumed.inc({ topic }, t.bytes);
+    }
+  }
+
+  /** Records what is staged in memory now. */
+  staged(rows: number, bytes: number): void {
+    this.#stagedRecords.set({ location: 'memory' }, rows);
+    this.#stagedBytes.set({ location: 'memory' }, bytes);
+  }
+
+  /** Counts a dead letter. */
+  deadLetter(topic: string, reason: string): void {
+    this.#deadLetters.inc({ topic, reason });
+  }
+
+  /** Records the table version seen. */
+  tableVersion(table: string, version: number): void {
+    this.#tableVersion.set({ table }, version);
+  }
+
+  /** Records a committed flush. */
+  flushed(table: string, summary: FlushSummary, commitSeconds: number, attempts: number): void {
+    this.#recordsWritten.inc({ table }, summary.rowsWritten);
+    this.#flushDuration.observe(summary.durationMs / 1000);
+    this.#commitDuration.observe(commitSeconds);
+    if (attempts > 1) {
+      this.#commitConflicts.inc(attempts - 1);
+      this.#commitRetries.inc(attempts - 1);
+    }
+    if (summary.version !== undefined) {
+      this.#tableVersion.set({ table }, summary.version);
+      this.#lastCommit.set({ table }, Date.now() / 1000);
+    }
+  }
+}

@@ -1,0 +1,61 @@
+/**
+ * The HTTP endpoint operators scrape: metrics at the configured path, `/healthz` (the process
+ * is alive) and `/readyz` (the pipeline is consuming).
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Registry } from 'prom-client';
+
+/** Options of {@link startMetricsServer}. */
+export interface MetricsServerOptions {
+  host: string;
+  port: number;
+  endpoint: string;
+  registry: Registry;
+  /** Whether the pipeline is ready (consuming, table reachable). */
+  ready: () => boolean;
+}
+
+/** A running metrics server. */
+export interface MetricsServer {
+  /** The port it listens on (useful with port 0). */
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+/** Starts the metrics server. */
+export async function startMetricsServer(options: MetricsServerOptions): Promise<MetricsServer> {
+  const server: Server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path === options.endpoint) {
+      options.registry
+        .metrics()
+        .then((text) => {
+          res.writeHead(200, { 'content-type': options.registry.contentType });
+          res.end(text);
+        })
+        .catch((error: unknown) => {
+          res.writeHead(500, { 'content-type': 'text/plain' });
+          res.end(String(error));
+        });
+    } else if (path === '/healthz') {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end('ok\n');
+    } else if (path === '/readyz') {
+      const ready = options.ready();
+      res.writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' });
+      res.end(ready ? 'ready\n' : 'not ready\n');
+    } else {
+      res.writeHead(404, { 'content-type': 'text/plain' });
+      res.end('not found\n');
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => resolve());
+  });
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}

@@ -1,0 +1,275 @@
+/**
+ * The pipeline: consume → pack → stage (native decode) → flush (one Delta commit with the Kafka
+ * positions) → Kafka offset commit. The Delta log decides where each partition starts.
+ */
+import { EventEmitter } from 'node:events';
+import type { Message } from 'node-rdkafka';
+import type { Config } from '../config/index.js';
+import { KafkaDeltaError } from '../errors.js';
+import { KafkaSource, OFFSET_BEGINNING, OFFSET_END, type PartitionRef, type PartitionStart } from '../kafka/consumer.js';
+import { packMessages } from '../kafka/packer.js';
+import { silentLogger, type Logger } from '../log.js';
+import { configureThreads } from '../native.js';
+import type { Stage, RejectedMessage } from '../stage.js';
+import { DeltaTarget } from '../table.js';
+import { PipelineMetrics } from '../metrics/metrics.js';
+import { CaughtUpTracker } from './caught-up.js';
+import { Flusher, type FlushSummary } from './flush.js';
+import { kafkaProperties, txnAppId } from './identity.js';
+import { stageOptions } from './stage-options.js';
+import { checkSupported } from './validate.js';
+
+export type { FlushSummary };
+
+/** A message sent to the dead-letter sink. */
+export interface DeadLetterEvent extends Omit<RejectedMessage, 'topicIndex'> {
+  readonly topic: string;
+}
+
+/** Events a pipeline emits. */
+export interface PipelineEvents {
+  /** A flush committed (or found nothing new to commit). */
+  flush: [FlushSummary];
+  /** A message could not become a row and went to the dead-letter sink. */
+  deadLetter: [DeadLetterEvent];
+  /** The pipeline stopped on an error. */
+  error: [Error];
+}
+
+/** Options of {@link Pipeline}. */
+export interface PipelineOptions {
+  /** Where logs go; silent by default for embedders. */
+  logger?: Logger;
+  /** Ingest up to the high watermarks seen at start, flush, and stop. */
+  untilCaughtUp?: boolean;
+  /** Metrics to update; a fresh registry by default. */
+  metrics?: PipelineMetrics;
+}
+
+/** What a finished run did. */
+export interface RunSummary {
+  readonly messages: number;
+  readonly rowsWritten: number;
+  readonly deadLetters: number;
+  readonly flushes: number;
+  /** Seconds from the start of consumption to the last commit. */
+  readonly seconds: number;
+}
+
+/** Streams the configured Kafka topics into the configured Delta table. */
+export class Pipeline {
+  readonly config: Config;
+  readonly metrics: PipelineMetrics;
+  readonly #log: Logger;
+  readonly #events = new EventEmitter();
+  readonly #untilCaughtUp: boolean;
+  readonly #topicIndex: Map<string, number>;
+  #target: DeltaTarget | undefined;
+  #stage: Stage | undefined;
+  #source: KafkaSource | undefined;
+  #flusher: Flusher | undefined;
+  #caughtUp: CaughtUpTracker | undefined;
+  #running = false;
+  #stopRequested = false;
+  #loop: Promise<RunSummary> | undefined;
+  #messages = 0;
+  #lastFlush = Date.now();
+  #startedAt = 0;
+
+  constructor(config: Config, options: PipelineOptions = {}) {
+    checkSupported(config);
+    this.config = config;
+    this.#log = options.logger ?? silentLogger;
+    this.#untilCaughtUp = options.untilCaughtUp ?? false;
+    this.metrics = options.metrics ?? new PipelineMetrics();
+    this.#topicIndex = new Map(config.kafka.topics.map((t, i) => [t, i]));
+  }
+
+  /** Subscribes to pipeline events. */
+  on<E extends keyof PipelineEvents>(event: E, listener: (...args: PipelineEvents[E]) => void): this {
+    this.#events.on(event, listener as (...args: unknown[]) => void);
+    return this;
+  }
+
+  /** Unsubscribes from pipeline events. */
+  off<E extends keyof PipelineEvents>(event: E, listener: (...args: PipelineEvents[E]) => void): this {
+    this.#events.off(event, listener as (...args: unknown[]) => void);
+    return this;
+  }
+
+  /** The target table, once started. */
+  get target(): DeltaTarget | undefined {
+    return this.#target;
+  }
+
+  /** Opens and checks the table, connects to Kafka and starts consuming. */
+  async start(): Promise<void> {
+    if (this.#loop) throw new KafkaDeltaError('ALREADY_STARTED', 'the pipeline is already running');
+    const { config } = this;
+    configureThreads(config.concurrency.numThreads);
+    const target = await DeltaTarget.open(config.delta.tablePath, config.delta.storageOptions);
+    target.checkWritable(config.delta.mode);
+    this.#target = target;
+    this.metrics.tableVersion(target.uri, target.info().version);
+    this.#stage = target.createStage(stageOptions(config));
+    const deadLetters =
+      config.deadLetter.kind === 'delta'
+        ? await DeltaTarget.openDeadLetters(config.deadLetter.tablePath, config.delta.storageOptions)
+        : undefined;
+    if (deadLetters) this.#log.info('dead letters go to a Delta table', { table: deadLetters.uri });
+    this.#flusher = new Flusher({
+      target,
+      deadLetters,
+      stage: this.#stage,
+      topics: config.kafka.topics,
+      appId: (topic, partition) => txnAppId(config.kafka.groupId, topic, partition),
+      maxAttempts: config.concurrency.retryAttempts + 1,
+      metrics: this.metrics,
+      log: this.#log,
+      commitKafkaOffsets: (positions) => this.#source?.commitOffsets(positions),
+      onFlush: (summary) => this.#events.emit('flush', summary),
+    });
+    this.#source = new KafkaSource(
+      {
+        brokers: config.kafka.brokers,
+        groupId: config.kafka.groupId,
+        topics: config.kafka.topics,
+        maxPollRecords: config.kafka.maxPollRecords,
+        consumeTimeoutMs: config.kafka.consumeTimeoutMs,
+        properties: kafkaProperties(config),
+      },
+      {
+        onAssign: (parts) => this.#onAssign(parts),
+        onRevoke: (parts) => this.#onRevoke(parts),
+      },
+      this.#log,
+    );
+    if (this.#untilCaughtUp) {
+      this.#caughtUp = new CaughtUpTracker();
+      this.#source.onPartitionEof((p) => this.#caughtUp?.reachedEnd(p));
+    }
+    await this.#source.connect();
+    this.#log.info('pipeline started', {
+      table: target.uri,
+      topics: config.kafka.topics.join(','),
+      group: config.kafka.groupId,
+      mode: config.delta.mode,
+    });
+    this.#running = true;
+    this.#startedAt = performance.now();
+    this.#loop = this.#run();
+    this.#loop.catch(() => {});
+  }
+
+  /** Runs until stopped (or caught up, with `untilCaughtUp`); resolves with what it did. */
+  async run(): Promise<RunSummary> {
+    if (!this.#loop) await this.start();
+    return this.#loop as Promise<RunSummary>;
+  }
+
+  /** Stops consuming, flushes and commits what is staged, and disconnects. */
+  async stop(): Promise<RunSummary | undefined> {
+    this.#stopRequested = true;
+    return this.#loop;
+  }
+
+  /** Flushes what is staged now. */
+  async flush(): Promise<FlushSummary | undefined> {
+    return this.#flusher?.flush();
+  }
+
+  async #onAssign(parts: readonly PartitionRef[]): Promise<PartitionStart[]> {
+    const target = this.#target;
+    if (!target) throw new KafkaDeltaError('NOT_STARTED', 'partitions assigned before the table was opened');
+    // A flush in flight may move these positions: let it land before reading them.
+    await this.#flusher?.settle();
+    const ids = parts.map((p) => txnAppId(this.config.kafka.groupId, p.topic, p.partition));
+    const recorded = await target.txnVersions(ids);
+    const fallback = this.config.kafka.startFrom === 'earliest' ? OFFSET_BEGINNING : OFFSET_END;
+    const starts = parts.map((p, i) => {
+      const last = recorded.get(ids[i] as string);
+      return { ...p, offset: last === undefined ? fallback : last + 1 };
+    });
+    if (this.#caughtUp && this.#source) await this.#caughtUp.track(starts, this.#source);
+    return starts;
+  }
+
+  async #onRevoke(parts: readonly PartitionRef[]): Promise<void> {
+    // The new owner re-reads from the positions in the Delta log: staged rows of these
+    // partitions are dropped, not committed twice.
+    this.#stage?.forgetPartitions(
+      parts.map((p) => ({ topicIndex: this.#topicIndex.get(p.topic) ?? 0, partition: p.partition, lastOffset: -1 })),
+    );
+    this.#caughtUp?.forget(parts);
+  }
+
+  async #run(): Promise<RunSummary> {
+    const source = this.#source as KafkaSource;
+    const stage = this.#stage as Stage;
+    const flusher = this.#flusher as Flusher;
+    const { batchSize, batchIntervalSeconds } = this.config.batch;
+    const withKeys = this.config.delta.kafkaMetadata.key !== undefined;
+    try {
+      while (!this.#stopRequested) {
+        const messages = await source.consume();
+        if (messages.length > 0) await this.#append(stage, messages, withKeys);
+        const due =
+          stage.stagedRows >= batchSize || Date.now() - this.#lastFlush >= batchIntervalSeconds * 1000;
+        flusher.throwIfFailed();
+        if (due && flusher.requestFlush()) this.#lastFlush = Date.now();
+        // Bound memory: with a flush in flight and twice a batch staged, wait for it.
+        if (stage.stagedRows >= 2 * batchSize) await flusher.settle();
+        if (this.#caughtUp?.isCaughtUp(source.assignedPartitions())) {
+          this.#log.info('caught up with the high watermarks seen at start');
+          break;
+        }
+      }
+      await source.settled();
+      await flusher.flush();
+      await flusher.settle();
+      return {
+        messages: this.#messages,
+        rowsWritten: flusher.totals.rowsWritten,
+        deadLetters: flusher.totals.deadLetters,
+        flushes: flusher.totals.flushes,
+        seconds: (performance.now() - this.#startedAt) / 1000,
+      };
+    } catch (error) {
+      const err = error instanceof Error ? error : new Error(String(error));
+      this.#log.error('pipeline stopped on an error; nothing after the last commit is lost', { error: err });
+      if (this.#events.listenerCount('error') > 0) this.#events.emit('error', err);
+      throw err;
+    } finally {
+      this.#running = false;
+      await source.disconnect();
+      this.#log.info('pipeline stopped', { messages: this.#messages });
+    }
+  }
+
+  async #append(stage: Stage, messages: Message[], withKeys: boolean): Promise<void> {
+    this.#messages += messages.length;
+    this.metrics.consumed(messages);
+    const result = await stage.append(packMessages(messages, this.#topicIndex, withKeys));
+    this.#caughtUp?.consumed(messages);
+    this.metrics.staged(result.stagedRows, result.stagedBytes);
+    this.#log.debug('batch staged', { messages: messages.length, stagedRows: result.stagedRows, consumed: this.#messages });
+    for (const r of result.rejected) {
+      const topic = this.config.kafka.topics[r.topicIndex] ?? `#${r.topicIndex}`;
+      this.metrics.deadLetter(topic, r.reason);
+      this.#log.warn('message sent to the dead-letter sink', {
+        topic,
+        partition: r.partition,
+        offset: r.offset,
+        reason: r.reason,
+        detail: r.detail,
+      });
+      const { topicIndex: _index, ...rest } = r;
+      this.#events.emit('deadLetter', { ...rest, topic });
+    }
+  }
+
+  /** Whether the consume loop is running. */
+  get running(): boolean {
+    return this.#running;
+  }
+}

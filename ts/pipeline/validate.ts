@@ -1,0 +1,70 @@
+/**
+ * `validate`: checks a configuration against its target table without consuming anything.
+ */
+import type { Config } from '../config/index.js';
+import { ConfigError, SchemaMismatchError, type ConfigProblem } from '../errors.js';
+import { DeltaTarget, type TableInfo } from '../table.js';
+import { stageOptions } from './stage-options.js';
+
+/**
+ * Settings this version accepts in the file but cannot honour yet. Refusing them beats silently
+ * running without them (e.g. appending duplicates when dedup was asked for).
+ */
+export function checkSupported(config: Config): void {
+  const problems: ConfigProblem[] = [];
+  const later = 'is not supported by this version yet; remove it';
+  if (config.delta.mode === 'MERGE') problems.push({ key: 'delta.mode', message: `MERGE ${later} (INSERT works)` });
+  if (config.dedup.keys.length > 0) problems.push({ key: 'dedup.keys', message: `deduplication ${later}` });
+  if (config.batch.schedule !== undefined) problems.push({ key: 'batch.schedule', message: `a flush schedule ${later}; use batch.batch_interval` });
+  if (config.deadLetter.kind === 'kafka') problems.push({ key: 'dead_letter.kind', message: `a Kafka dead-letter topic ${later}; use kind: delta` });
+  if (config.delta.kafkaMetadata.headers !== undefined) {
+    problems.push({ key: 'delta.kafka_metadata.headers', message: `mapping headers to a column ${later}` });
+  }
+  if (problems.length > 0) throw new ConfigError(problems, 'configuration uses features not available yet');
+}
+
+/** What `validate` found. */
+export interface ValidationReport {
+  readonly table: TableInfo;
+  /** Where dead letters go. */
+  readonly deadLetterSink: string;
+}
+
+/**
+ * Opens the target table and checks it fits the configuration: writable by delta-rs with
+ * exactly-once bookkeeping, partitioned by the configured day column, and holding every column
+ * the configuration names. Throws a typed error naming the first problem.
+ */
+export async function validateTarget(config: Config): Promise<ValidationReport> {
+  checkSupported(config);
+  const target = await DeltaTarget.open(config.delta.tablePath, config.delta.storageOptions);
+  target.checkWritable(config.delta.mode);
+  const info = target.info();
+  const columns = new Set(info.columns.map((c) => c.name));
+  const problems: string[] = [];
+  if (!info.partitionColumns.includes(config.delta.partitionColumn)) {
+    problems.push(
+      `delta.partition_column is ${JSON.stringify(config.delta.partitionColumn)} but the table is partitioned by ` +
+        `[${info.partitionColumns.join(', ')}]`,
+    );
+  }
+  const named: Array<[string, readonly string[]]> = [
+    ['dedup.keys', config.dedup.keys],
+    ['delta.merge_keys', config.delta.mergeKeys],
+    ['dedup.order_by', config.dedup.orderBy === undefined ? [] : [config.dedup.orderBy]],
+    ['delta.kafka_metadata', Object.values(config.delta.kafkaMetadata).filter((v): v is string => v !== undefined)],
+  ];
+  for (const [key, names] of named) {
+    for (const name of names) {
+      if (!columns.has(name)) problems.push(`${key} names column ${JSON.stringify(name)}, which the table does not have`);
+    }
+  }
+  if (problems.length > 0) {
+    throw new SchemaMismatchError('SCHEMA_MISMATCH', `the table at ${info.uri} does not fit the configuration:\n  - ${problems.join('\n  - ')}`);
+  }
+  // Building a stage resolves the day source and metadata columns against the schema.
+  target.createStage(stageOptions(config));
+  const deadLetterSink =
+    config.deadLetter.kind === 'delta' ? `Delta table ${config.deadLetter.tablePath}` : `Kafka topic ${config.deadLetter.topic}`;
+  return { table: info, deadLetterSink };
+}

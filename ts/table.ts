@@ -1,0 +1,105 @@
+/**
+ * The target Delta table, wrapping the native `DeltaTarget`: open, inspect, check writability,
+ * read the Kafka positions recorded in its log, and commit staged segments.
+ */
+import {
+  DeltaTarget as NativeDeltaTarget,
+  createTable as nativeCreateTable,
+  type ColumnSpec,
+  type CommitResult,
+  type PartitionAppId,
+  type PartitionSummary,
+  type TableInfo,
+  type WriteMode,
+} from './native.js';
+import { native, nativeSync } from './errors.js';
+import { Stage, nativeSegment, type StageOptions, type StagedSegment } from './stage.js';
+
+export type { ColumnSpec, CommitResult, PartitionAppId, PartitionSummary, TableInfo, WriteMode };
+
+/** A Delta table that kafka-delta-rust writes into. */
+export class DeltaTarget {
+  readonly #native: NativeDeltaTarget;
+
+  private constructor(handle: NativeDeltaTarget) {
+    this.#native = handle;
+  }
+
+  /** Opens an existing table; throws `TableNotFoundError` when there is none at `uri`. */
+  static async open(uri: string, storageOptions: Record<string, string> = {}): Promise<DeltaTarget> {
+    return new DeltaTarget(await native(NativeDeltaTarget.open(uri, storageOptions)));
+  }
+
+  /** Opens the dead-letter table at `uri`, creating it (partitioned by day) when absent. */
+  static async openDeadLetters(uri: string, storageOptions: Record<string, string> = {}): Promise<DeltaTarget> {
+    return new DeltaTarget(await native(NativeDeltaTarget.openDeadLetters(uri, storageOptions)));
+  }
+
+  /** The table's location. */
+  get uri(): string {
+    return this.#native.uri;
+  }
+
+  /** Schema, partitioning, protocol and properties at the loaded version. */
+  info(): TableInfo {
+    return nativeSync(() => this.#native.info());
+  }
+
+  /**
+   * Throws `UnsupportedTableError` when the table needs writer features delta-rs cannot write,
+   * would expire the positions we record, or is append-only while `mode` is MERGE.
+   */
+  checkWritable(mode: WriteMode): void {
+    nativeSync(() => this.#native.checkWritable(mode));
+  }
+
+  /** Rows and files per partition at the latest version, from the log's statistics. */
+  partitionSummary(): Promise<PartitionSummary[]> {
+    return native(this.#native.partitionSummary());
+  }
+
+  /** Reloads the latest version; returns it. */
+  refresh(): Promise<number> {
+    return native(this.#native.refresh());
+  }
+
+  /** The last offsets recorded for these app ids; ids never written are absent from the map. */
+  async txnVersions(appIds: readonly string[]): Promise<Map<string, number>> {
+    const versions = await native(this.#native.txnVersions([...appIds]));
+    const out = new Map<string, number>();
+    for (const v of versions) if (v.version !== undefined && v.version !== null) out.set(v.appId, v.version);
+    return out;
+  }
+
+  /** A stage that decodes messages into rows of this table. */
+  createStage(options: StageOptions): Stage {
+    return nativeSync(() => Stage.wrap(this.#native.createStage(options)));
+  }
+
+  /** Commits the segment's rows together with the Kafka positions it covers. */
+  commitRows(segment: StagedSegment, appIds: readonly PartitionAppId[], maxAttempts: number): Promise<CommitResult> {
+    return native(this.#native.commitRows(nativeSegment(segment), [...appIds], maxAttempts));
+  }
+
+  /** Commits the segment's dead letters together with the Kafka positions it covers. */
+  commitDeadLetters(
+    segment: StagedSegment,
+    appIds: readonly PartitionAppId[],
+    maxAttempts: number,
+  ): Promise<CommitResult> {
+    return native(this.#native.commitDeadLetters(nativeSegment(segment), [...appIds], maxAttempts));
+  }
+}
+
+/**
+ * Creates an empty Delta table. The pipeline writes only into existing tables; this serves the
+ * quickstart, tests and tooling.
+ */
+export function createTable(
+  uri: string,
+  columns: readonly ColumnSpec[],
+  partitionColumns: readonly string[],
+  storageOptions: Record<string, string> = {},
+): Promise<TableInfo> {
+  return native(nativeCreateTable(uri, [...columns], [...partitionColumns], storageOptions));
+}

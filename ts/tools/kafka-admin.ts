@@ -1,0 +1,101 @@
+/**
+ * Small Kafka utilities for the sample data, tests and benchmarks: create topics and produce
+ * messages, with node-rdkafka.
+ */
+import Kafka from 'node-rdkafka';
+import type { LibrdKafkaError } from 'node-rdkafka';
+
+/** librdkafka's "topic already exists" and "local queue full" codes. */
+const TOPIC_ALREADY_EXISTS = 36;
+const QUEUE_FULL = -184;
+
+/** Creates a topic (replication factor 1) unless it exists; resolves true when it created it. */
+export async function createTopic(brokers: string, topic: string, partitions: number): Promise<boolean> {
+  const admin = Kafka.AdminClient.create({ 'bootstrap.servers': brokers });
+  try {
+    return await new Promise<boolean>((resolve, reject) => {
+      admin.createTopic({ topic, num_partitions: partitions, replication_factor: 1 }, 30_000, (err: LibrdKafkaError) => {
+        if (!err) resolve(true);
+        else if (err.code === TOPIC_ALREADY_EXISTS) resolve(false);
+        else reject(new Error(`cannot create topic ${topic}: ${err.message}`));
+      });
+    });
+  } finally {
+    admin.disconnect();
+  }
+}
+
+/** A message to produce. */
+export interface OutgoingMessage {
+  value: Buffer | string | null;
+  key?: string;
+  /** A partition, or the partitioner's choice by key. */
+  partition?: number;
+  /** Epoch milliseconds. */
+  timestamp?: number;
+}
+
+/** Produces messages and waits until the broker acknowledged all of them. */
+export async function produceMessages(brokers: string, topic: string, messages: Iterable<OutgoingMessage>): Promise<number> {
+  const producer = new Kafka.Producer({
+    'bootstrap.servers': brokers,
+    'linger.ms': 5,
+    'batch.num.messages': 10000,
+    'queue.buffering.max.messages': 200000,
+    'compression.type': 'lz4',
+    'enable.idempotence': true,
+    dr_cb: true,
+  });
+  await new Promise<void>((resolve, reject) => {
+    producer.connect({ timeout: 30_000 }, (err) => (err ? reject(err) : resolve()));
+  });
+  let sent = 0;
+  let acked = 0;
+  let failure: Error | undefined;
+  producer.on('delivery-report', (err) => {
+    if (err) failure ??= new Error(`delivery failed: ${err.message}`);
+    acked += 1;
+  });
+  producer.setPollInterval(20);
+  try {
+    for (const m of messages) {
+      const value = m.value === null ? null : Buffer.isBuffer(m.value) ? m.value : Buffer.from(m.value);
+      for (;;) {
+        try {
+          producer.produce(topic, m.partition ?? null, value, m.key ?? null, m.timestamp ?? Date.now());
+          break;
+        } catch (error) {
+          if ((error as { code?: number }).code !== QUEUE_FULL) throw error;
+          await new Promise((r) => setTimeout(r, 10));
+        }
+      }
+      sent += 1;
+      if (failure) throw failure;
+    }
+    await new Promise<void>((resolve, reject) => producer.flush(60_000, (err) => (err ? reject(err) : resolve())));
+    const deadline = Date.now() + 60_000;
+    while (acked < sent && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    if (failure) throw failure;
+    if (acked < sent) throw new Error(`only ${acked} of ${sent} messages were acknowledged`);
+    return sent;
+  } finally {
+    await new Promise<void>((resolve) => producer.disconnect(() => resolve()));
+  }
+}
+
+/** The sum of high watermarks of a topic's partitions (messages ever produced, for fresh topics). */
+export async function topicMessageCount(brokers: string, topic: string, partitions: number): Promise<number> {
+  const consumer = new Kafka.KafkaConsumer({ 'bootstrap.servers': brokers, 'group.id': `kdr-watermarks-${process.pid}` }, {});
+  await new Promise<void>((resolve, reject) => consumer.connect({ timeout: 30_000 }, (err) => (err ? reject(err) : resolve())));
+  try {
+    let total = 0;
+    for (let p = 0; p < partitions; p++) {
+      total += await new Promise<number>((resolve, reject) =>
+        consumer.queryWatermarkOffsets(topic, p, 10_000, (err, o) => (err ? reject(err) : resolve(o.highOffset - o.lowOffset))),
+      );
+    }
+    return total;
+  } finally {
+    await new Promise<void>((resolve) => consumer.disconnect(() => resolve()));
+  }
+}
