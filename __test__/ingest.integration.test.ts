@@ -4,7 +4,7 @@
  */
 import test from 'ava';
 import { join } from 'node:path';
-import { createTopic, produceMessages, type OutgoingMessage } from '../ts/tools/kafka-admin.js';
+import { createTopic, produceMessages, readTopic, type OutgoingMessage } from '../ts/tools/kafka-admin.js';
 import { txnAppId } from '../ts/pipeline/identity.js';
 import { runCli, startCli } from './helpers/cli.js';
 import { EVENT_COLUMNS, createTableWithPython, readTable, setTxnWithPython, txnVersions } from './helpers/delta.js';
@@ -143,20 +143,39 @@ test('[integration] bad messages go to the dead-letter table with reasons; the g
 });
 
 test('[integration] kill -9 at several points, including during flushes, then restart: each message exactly once', async (t) => {
-  const f = await fixture({ batchSize: 400, batchInterval: 0.2 });
+  // Small polls and batches make many short flushes, so each kill lands mid-run.
+  // A killed member holds its partitions until its session times out: keep that short.
+  const f = await fixture({
+    batchSize: 150,
+    batchInterval: 0.2,
+    extra: { kafka: { max_poll_records: 150, properties: { 'session.timeout.ms': 6000, 'heartbeat.interval.ms': 500 } } },
+  });
   const topic = f.topics[0] as string;
   const total = 12000;
   await produceMessages(BROKERS, topic, events(topic, 0, total));
 
-  // Kill as soon as a flush starts committing, then after some commits landed, then at a random moment.
-  const triggers: Array<RegExp | number> = [/"msg":"flush started"/, /"msg":"flush committed"/, 700];
+  const count = (text: string, pattern: RegExp) => text.split('\n').filter((l) => pattern.test(l)).length;
+  // Kill while the 2nd flush of a run is being committed, after the 5th commit of the next run,
+  // and at a moment chosen by time alone.
+  const triggers: Array<[RegExp, number] | number> = [[/"msg":"flush started"/, 2], [/"msg":"flush committed"/, 5], 1500];
+  let killedMidRun = 0;
   for (const trigger of triggers) {
     const cli = startCli(['--config', f.configPath, '--until-caught-up', '--logging.level=DEBUG']);
-    if (typeof trigger === 'number') await new Promise((r) => setTimeout(r, trigger));
-    else await cli.waitFor(trigger);
-    cli.child.kill('SIGKILL');
+    const deadline = Date.now() + 60_000;
+    const started = Date.now();
+    for (;;) {
+      const reached =
+        typeof trigger === 'number' ? Date.now() - started >= trigger : count(cli.output(), trigger[0]) >= trigger[1];
+      if (reached || cli.child.exitCode !== null || Date.now() > deadline) break;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    if (cli.child.exitCode === null) {
+      cli.child.kill('SIGKILL');
+      killedMidRun += 1;
+    }
     await cli.exited;
   }
+  t.true(killedMidRun >= 2, `at least two runs were killed before finishing (${killedMidRun})`);
   const final = runCli(['--config', f.configPath, '--until-caught-up']);
   t.is(final.status, 0, final.stderr);
   const read = readTable(f.table);
@@ -175,4 +194,73 @@ test('[integration] SIGTERM stops consuming, commits what is staged, and exits 0
   cli.child.kill('SIGTERM');
   t.is(await cli.exited, 0, cli.output().slice(-3000));
   t.deepEqual(idsOf(readTable(f.table).rows), expectedIds([topic], 1000));
+});
+
+test('[integration] with a Kafka dead-letter topic, bad messages are produced there with their origin and reason', async (t) => {
+  const deadTopic = uniqueName('kdr_dead');
+  await createTopic(BROKERS, deadTopic, 1);
+  const f = await fixture({ extra: { dead_letter: { kind: 'kafka', topic: deadTopic } } });
+  const topic = f.topics[0] as string;
+  const good = events(topic, 0, 10).map((m) => ({ ...m, partition: 2 }));
+  await produceMessages(BROKERS, topic, [...good.slice(0, 5), { key: 'bad-key', value: 'not json', partition: 2 }, ...good.slice(5)]);
+  const run = runCli(['--config', f.configPath, '--until-caught-up']);
+  t.is(run.status, 0, run.stderr);
+  t.deepEqual(idsOf(readTable(f.table).rows), expectedIds([topic], 10));
+  const [dead] = await readTopic(BROKERS, deadTopic, 1);
+  t.is(dead?.value?.toString(), 'not json');
+  t.is(dead?.key, 'bad-key');
+  t.like(dead?.headers, { 'kdr.topic': topic, 'kdr.partition': '2', 'kdr.offset': '5', 'kdr.reason': 'not_an_object' });
+});
+
+test('[integration] Kafka metadata lands in the columns it is mapped to; the day can come from the Kafka timestamp', async (t) => {
+  const dir = tempDir();
+  const table = join(dir, 'with_metadata');
+  createTableWithPython(
+    table,
+    [
+      ['id', 'string', false],
+      ['kafka_topic', 'string', true],
+      ['kafka_partition', 'integer', true],
+      ['kafka_offset', 'long', true],
+      ['kafka_ts', 'timestamp', true],
+      ['kafka_key', 'string', true],
+      ['kafka_headers', 'string', true],
+      ['day', 'date', false],
+    ],
+    ['day'],
+  );
+  const topic = uniqueName('kdr_meta');
+  await createTopic(BROKERS, topic, 3);
+  const ts = Date.UTC(2026, 10, 23, 22, 30);
+  await produceMessages(BROKERS, topic, [
+    { key: 'user-7', value: '{"id":"m1"}', partition: 0, timestamp: ts, headers: { source: 'app', trace: 'abc' } },
+  ]);
+  const configPath = writeConfig(
+    dir,
+    testConfig({
+      topics: [topic],
+      group: uniqueName('kdr_group'),
+      tablePath: table,
+      partitionColumn: 'day',
+      extra: {
+        delta: {
+          partition_source: { kind: 'kafka_timestamp', timezone: 'Asia/Tokyo' },
+          kafka_metadata: {
+            topic: 'kafka_topic',
+            partition: 'kafka_partition',
+            offset: 'kafka_offset',
+            timestamp: 'kafka_ts',
+            key: 'kafka_key',
+            headers: 'kafka_headers',
+          },
+        },
+      },
+    }),
+  );
+  const run = runCli(['--config', configPath, '--until-caught-up']);
+  t.is(run.status, 0, run.stderr);
+  const [row] = readTable(table).rows;
+  t.like(row, { id: 'm1', kafka_topic: topic, kafka_partition: 0, kafka_offset: 0, kafka_key: 'user-7', day: '2026-11-24' });
+  t.deepEqual(JSON.parse(String(row?.kafka_headers)), { source: 'app', trace: 'abc' });
+  t.is(new Date(String(row?.kafka_ts)).getTime(), ts);
 });

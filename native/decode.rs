@@ -42,6 +42,8 @@ pub struct Messages<'a> {
     pub timestamps: &'a [f64],
     /// Keys back to back with their ends, when a table column takes the key.
     pub keys: Option<(&'a [u8], &'a [u32])>,
+    /// Headers as JSON objects back to back with their ends, when a table column takes them.
+    pub headers: Option<(&'a [u8], &'a [u32])>,
 }
 
 fn span(ends: &[u32], i: usize) -> Range<usize> {
@@ -60,6 +62,14 @@ impl Messages<'_> {
 
     pub fn key(&self, i: usize) -> Option<&[u8]> {
         self.keys.map(|(bytes, ends)| &bytes[span(ends, i)])
+    }
+
+    /// The message's headers as a JSON object; `None` when it has none.
+    pub fn headers(&self, i: usize) -> Option<&str> {
+        self.headers
+            .map(|(bytes, ends)| &bytes[span(ends, i)])
+            .filter(|bytes| !bytes.is_empty())
+            .and_then(|bytes| std::str::from_utf8(bytes).ok())
     }
 
     pub fn offset(&self, i: usize) -> i64 {
@@ -81,10 +91,14 @@ impl Messages<'_> {
             ends.windows(2).all(|w| w[0] <= w[1])
                 && ends.last().is_none_or(|&end| end as usize <= bytes.len())
         };
-        let keys_ok = self
-            .keys
-            .is_none_or(|(bytes, ends)| ends.len() == n && ends_ok(bytes, ends));
-        if same_len && keys_ok && ends_ok(self.payloads, self.payload_ends) {
+        let optional_ok = |column: Option<(&[u8], &[u32])>| {
+            column.is_none_or(|(bytes, ends)| ends.len() == n && ends_ok(bytes, ends))
+        };
+        if same_len
+            && optional_ok(self.keys)
+            && optional_ok(self.headers)
+            && ends_ok(self.payloads, self.payload_ends)
+        {
             Ok(())
         } else {
             Err(CoreError::InvalidArgument(
@@ -114,6 +128,7 @@ pub struct MetadataColumns {
     pub offset: Option<String>,
     pub timestamp: Option<String>,
     pub key: Option<String>,
+    pub headers: Option<String>,
 }
 
 impl MetadataColumns {
@@ -124,6 +139,7 @@ impl MetadataColumns {
             &self.offset,
             &self.timestamp,
             &self.key,
+            &self.headers,
         ]
         .into_iter()
         .flatten()
@@ -488,6 +504,10 @@ impl DecodeSpec {
                 )
             } else if meta.key.as_deref() == Some(name) {
                 key_array(messages, accepted, field.data_type())
+            } else if meta.headers.as_deref() == Some(name) {
+                Arc::new(StringArray::from_iter(
+                    accepted.iter().map(|&i| messages.headers(i)),
+                ))
             } else {
                 json_rows.column_by_name(name).cloned().ok_or_else(|| {
                     CoreError::Internal(format!("column {name:?} was not decoded"))

@@ -68,6 +68,7 @@ impl Packed {
             offsets: &self.offsets,
             timestamps: &self.timestamps,
             keys: None,
+            headers: None,
         }
     }
 }

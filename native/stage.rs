@@ -39,6 +39,10 @@ pub struct MessageBatch {
     /// Keys back to back, present when a table column takes the message key.
     pub keys: Option<Buffer>,
     pub key_ends: Option<Uint32Array>,
+    /// Headers, each as a JSON object of strings, back to back; present when a table column
+    /// takes them. An empty span means the message has no headers.
+    pub headers: Option<Buffer>,
+    pub header_ends: Option<Uint32Array>,
 }
 
 /// What one `append` did.
@@ -273,6 +277,10 @@ fn append_blocking(
         timestamps: &batch.timestamps,
         keys: match (&batch.keys, &batch.key_ends) {
             (Some(keys), Some(ends)) => Some((&keys[..], &ends[..])),
+            _ => None,
+        },
+        headers: match (&batch.headers, &batch.header_ends) {
+            (Some(headers), Some(ends)) => Some((&headers[..], &ends[..])),
             _ => None,
         },
     };

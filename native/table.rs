@@ -57,6 +57,8 @@ pub struct KafkaMetadataColumns {
     pub offset: Option<String>,
     pub timestamp: Option<String>,
     pub key: Option<String>,
+    /// A string column receiving the headers as a JSON object.
+    pub headers: Option<String>,
 }
 
 /// How a stage turns messages into rows of this table.
@@ -357,6 +359,7 @@ impl DeltaTarget {
                     offset: metadata.offset,
                     timestamp: metadata.timestamp,
                     key: metadata.key,
+                    headers: metadata.headers,
                 },
                 topics: options.topics,
             },

@@ -217,11 +217,10 @@ export async function main(args: readonly string[]): Promise<number> {
   return code;
 }
 
-main(hideBin(process.argv)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (error: unknown) => {
-    process.exitCode = report(error);
-  },
-);
+/** Exits with `code` once the event loop drains, or after a grace period if a client lingers. */
+function finish(code: number): void {
+  process.exitCode = code;
+  setTimeout(() => process.exit(code), 5_000).unref();
+}
+
+main(hideBin(process.argv)).then(finish, (error: unknown) => finish(report(error)));

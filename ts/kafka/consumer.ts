@@ -175,6 +175,17 @@ export class KafkaSource {
     }
   }
 
+  /** The partition ids of a topic, from the cluster's metadata. */
+  partitionsOf(topic: string, timeoutMs = 10_000): Promise<number[]> {
+    return new Promise((resolve, reject) => {
+      this.#consumer.getMetadata({ topic, timeout: timeoutMs }, (err, metadata) => {
+        const found = metadata?.topics.find((t) => t.name === topic);
+        if (err || !found) reject(new KafkaError('KAFKA_METADATA', `cannot read the partitions of ${topic}: ${err?.message ?? 'no such topic'}`, { cause: err }));
+        else resolve(found.partitions.map((p) => p.id).sort((a, b) => a - b));
+      });
+    });
+  }
+
   /** The low and high watermarks of a partition. */
   watermarks(p: PartitionRef, timeoutMs = 10_000): Promise<{ low: number; high: number }> {
     return new Promise((resolve, reject) => {

@@ -11,33 +11,52 @@ function bytesOf(value: Buffer | string | null | undefined): Buffer | null {
   return typeof value === 'string' ? Buffer.from(value, 'utf8') : value;
 }
 
+/** A message's headers as one JSON object of strings (repeated names keep the last value). */
+function headersJson(headers: Message['headers']): string {
+  if (!headers || headers.length === 0) return '';
+  const out: Record<string, string> = {};
+  for (const header of headers) {
+    for (const [name, value] of Object.entries(header)) out[name] = Buffer.isBuffer(value) ? value.toString('utf8') : String(value);
+  }
+  return JSON.stringify(out);
+}
+
+/** Which optional message parts to pack (only those a table column takes). */
+export interface PackOptions {
+  keys: boolean;
+  headers: boolean;
+}
+
+/** Packs one optional byte column: values back to back with their end offsets. */
+function packColumn(values: ReadonlyArray<Buffer | null>): { bytes: Buffer; ends: Uint32Array } {
+  const ends = new Uint32Array(values.length);
+  let at = 0;
+  values.forEach((v, i) => {
+    at += v?.length ?? 0;
+    ends[i] = at;
+  });
+  return { bytes: Buffer.concat(values.filter((v): v is Buffer => v !== null), at), ends };
+}
+
 /**
  * Packs `messages`. `topicIndex` maps each topic to its index in the stage's topic list;
- * `withKeys` also packs message keys (when a table column takes them).
+ * keys and headers are packed only when asked for.
  */
 export function packMessages(
   messages: readonly Message[],
   topicIndex: ReadonlyMap<string, number>,
-  withKeys: boolean,
+  options: PackOptions = { keys: false, headers: false },
 ): MessageBatch {
   const n = messages.length;
   let payloadBytes = 0;
-  let keyBytes = 0;
-  for (const m of messages) {
-    payloadBytes += m.value?.length ?? 0;
-    if (withKeys) keyBytes += bytesOf(m.key)?.length ?? 0;
-  }
+  for (const m of messages) payloadBytes += m.value?.length ?? 0;
   const payloads = Buffer.allocUnsafe(payloadBytes);
   const payloadEnds = new Uint32Array(n);
   const topicIndexes = new Uint16Array(n);
   const partitions = new Int32Array(n);
   const offsets = new Float64Array(n);
   const timestamps = new Float64Array(n);
-  const keys = withKeys ? Buffer.allocUnsafe(keyBytes) : undefined;
-  const keyEnds = withKeys ? new Uint32Array(n) : undefined;
-
   let at = 0;
-  let keyAt = 0;
   for (let i = 0; i < n; i++) {
     const m = messages[i] as Message;
     const value = m.value;
@@ -49,11 +68,17 @@ export function packMessages(
     partitions[i] = m.partition;
     offsets[i] = m.offset;
     timestamps[i] = typeof m.timestamp === 'number' && m.timestamp >= 0 ? m.timestamp : -1;
-    if (keys && keyEnds) {
-      const key = bytesOf(m.key);
-      if (key) keyAt += key.copy(keys, keyAt);
-      keyEnds[i] = keyAt;
-    }
   }
-  return { payloads, payloadEnds, topicIndexes, partitions, offsets, timestamps, keys, keyEnds };
+  const batch: MessageBatch = { payloads, payloadEnds, topicIndexes, partitions, offsets, timestamps };
+  if (options.keys) {
+    const keys = packColumn(messages.map((m) => bytesOf(m.key)));
+    batch.keys = keys.bytes;
+    batch.keyEnds = keys.ends;
+  }
+  if (options.headers) {
+    const headers = packColumn(messages.map((m) => bytesOf(headersJson(m.headers)) ?? null));
+    batch.headers = headers.bytes;
+    batch.headerEnds = headers.ends;
+  }
+  return batch;
 }

@@ -35,6 +35,8 @@ export interface FlusherOptions {
   metrics: PipelineMetrics;
   log: Logger;
   commitKafkaOffsets: (positions: readonly PartitionStart[]) => void;
+  /** Waits until dead letters sent elsewhere (a Kafka topic) are durable. */
+  beforeCommit: () => Promise<void>;
   onFlush: (summary: FlushSummary) => void;
 }
 
@@ -112,6 +114,7 @@ export class Flusher {
       const dl = await o.deadLetters.commitDeadLetters(segment, appIds, o.maxAttempts);
       deadLetters = dl.rowsWritten;
     }
+    await o.beforeCommit();
     const commitStarted = performance.now();
     const result = await o.target.commitRows(segment, appIds, o.maxAttempts);
     const commitSeconds = (performance.now() - commitStarted) / 1000;

@@ -6,8 +6,9 @@ import { EventEmitter } from 'node:events';
 import type { Message } from 'node-rdkafka';
 import type { Config } from '../config/index.js';
 import { KafkaDeltaError } from '../errors.js';
-import { KafkaSource, OFFSET_BEGINNING, OFFSET_END, type PartitionRef, type PartitionStart } from '../kafka/consumer.js';
-import { packMessages } from '../kafka/packer.js';
+import { KafkaSource, OFFSET_BEGINNING, OFFSET_END, partitionKey, type PartitionRef, type PartitionStart } from '../kafka/consumer.js';
+import { KafkaDeadLetterSink } from '../kafka/dead-letter-producer.js';
+import { packMessages, type PackOptions } from '../kafka/packer.js';
 import { silentLogger, type Logger } from '../log.js';
 import { configureThreads } from '../native.js';
 import type { Stage, RejectedMessage } from '../stage.js';
@@ -34,6 +35,11 @@ export interface PipelineEvents {
   deadLetter: [DeadLetterEvent];
   /** The pipeline stopped on an error. */
   error: [Error];
+}
+
+/** Messages by topic, partition and offset (to find the originals of dead letters). */
+function indexMessages(messages: readonly Message[]): Map<string, Message> {
+  return new Map(messages.map((m) => [`${m.topic}\u0000${m.partition}\u0000${m.offset}`, m]));
 }
 
 /** Options of {@link Pipeline}. */
@@ -68,6 +74,7 @@ export class Pipeline {
   #stage: Stage | undefined;
   #source: KafkaSource | undefined;
   #flusher: Flusher | undefined;
+  #deadLetterTopic: KafkaDeadLetterSink | undefined;
   #caughtUp: CaughtUpTracker | undefined;
   #running = false;
   #stopRequested = false;
@@ -117,6 +124,11 @@ export class Pipeline {
         ? await DeltaTarget.openDeadLetters(config.deadLetter.tablePath, config.delta.storageOptions)
         : undefined;
     if (deadLetters) this.#log.info('dead letters go to a Delta table', { table: deadLetters.uri });
+    if (config.deadLetter.kind === 'kafka') {
+      this.#deadLetterTopic = new KafkaDeadLetterSink(config.kafka.brokers, config.deadLetter.topic, kafkaProperties(config));
+      await this.#deadLetterTopic.connect();
+      this.#log.info('dead letters go to a Kafka topic', { topic: config.deadLetter.topic });
+    }
     this.#flusher = new Flusher({
       target,
       deadLetters,
@@ -127,6 +139,7 @@ export class Pipeline {
       metrics: this.metrics,
       log: this.#log,
       commitKafkaOffsets: (positions) => this.#source?.commitOffsets(positions),
+      beforeCommit: () => this.#deadLetterTopic?.flush() ?? Promise.resolve(),
       onFlush: (summary) => this.#events.emit('flush', summary),
     });
     this.#source = new KafkaSource(
@@ -144,11 +157,12 @@ export class Pipeline {
       },
       this.#log,
     );
+    await this.#source.connect();
     if (this.#untilCaughtUp) {
-      this.#caughtUp = new CaughtUpTracker();
+      this.#caughtUp = new CaughtUpTracker((parts) => this.#recordedPositions(parts));
+      await this.#caughtUp.init(this.#source, config.kafka.topics, config.kafka.startFrom);
       this.#source.onPartitionEof((p) => this.#caughtUp?.reachedEnd(p));
     }
-    await this.#source.connect();
     this.#log.info('pipeline started', {
       table: target.uri,
       topics: config.kafka.topics.join(','),
@@ -190,8 +204,22 @@ export class Pipeline {
       const last = recorded.get(ids[i] as string);
       return { ...p, offset: last === undefined ? fallback : last + 1 };
     });
-    if (this.#caughtUp && this.#source) await this.#caughtUp.track(starts, this.#source);
+    this.#caughtUp?.assigned(starts);
     return starts;
+  }
+
+  /** The last offsets the table records for these partitions, by partition key. */
+  async #recordedPositions(parts: readonly PartitionRef[]): Promise<Map<string, number>> {
+    const target = this.#target;
+    const out = new Map<string, number>();
+    if (!target || parts.length === 0) return out;
+    const ids = parts.map((p) => txnAppId(this.config.kafka.groupId, p.topic, p.partition));
+    const recorded = await target.txnVersions(ids);
+    parts.forEach((p, i) => {
+      const version = recorded.get(ids[i] as string);
+      if (version !== undefined) out.set(partitionKey(p.topic, p.partition), version);
+    });
+    return out;
   }
 
   async #onRevoke(parts: readonly PartitionRef[]): Promise<void> {
@@ -200,7 +228,6 @@ export class Pipeline {
     this.#stage?.forgetPartitions(
       parts.map((p) => ({ topicIndex: this.#topicIndex.get(p.topic) ?? 0, partition: p.partition, lastOffset: -1 })),
     );
-    this.#caughtUp?.forget(parts);
   }
 
   async #run(): Promise<RunSummary> {
@@ -208,18 +235,21 @@ export class Pipeline {
     const stage = this.#stage as Stage;
     const flusher = this.#flusher as Flusher;
     const { batchSize, batchIntervalSeconds } = this.config.batch;
-    const withKeys = this.config.delta.kafkaMetadata.key !== undefined;
+    const pack = {
+      keys: this.config.delta.kafkaMetadata.key !== undefined,
+      headers: this.config.delta.kafkaMetadata.headers !== undefined,
+    };
     try {
       while (!this.#stopRequested) {
         const messages = await source.consume();
-        if (messages.length > 0) await this.#append(stage, messages, withKeys);
+        if (messages.length > 0) await this.#append(stage, messages, pack);
         const due =
           stage.stagedRows >= batchSize || Date.now() - this.#lastFlush >= batchIntervalSeconds * 1000;
         flusher.throwIfFailed();
         if (due && flusher.requestFlush()) this.#lastFlush = Date.now();
         // Bound memory: with a flush in flight and twice a batch staged, wait for it.
         if (stage.stagedRows >= 2 * batchSize) await flusher.settle();
-        if (this.#caughtUp?.isCaughtUp(source.assignedPartitions())) {
+        if (this.#caughtUp && (await this.#caughtUp.isCaughtUp(source.assignedPartitions()))) {
           this.#log.info('caught up with the high watermarks seen at start');
           break;
         }
@@ -242,19 +272,23 @@ export class Pipeline {
     } finally {
       this.#running = false;
       await source.disconnect();
+      await this.#deadLetterTopic?.disconnect();
       this.#log.info('pipeline stopped', { messages: this.#messages });
     }
   }
 
-  async #append(stage: Stage, messages: Message[], withKeys: boolean): Promise<void> {
+  async #append(stage: Stage, messages: Message[], pack: PackOptions): Promise<void> {
     this.#messages += messages.length;
     this.metrics.consumed(messages);
-    const result = await stage.append(packMessages(messages, this.#topicIndex, withKeys));
+    const result = await stage.append(packMessages(messages, this.#topicIndex, pack));
     this.#caughtUp?.consumed(messages);
     this.metrics.staged(result.stagedRows, result.stagedBytes);
     this.#log.debug('batch staged', { messages: messages.length, stagedRows: result.stagedRows, consumed: this.#messages });
+    const byPosition = this.#deadLetterTopic && result.rejected.length > 0 ? indexMessages(messages) : undefined;
     for (const r of result.rejected) {
       const topic = this.config.kafka.topics[r.topicIndex] ?? `#${r.topicIndex}`;
+      const original = byPosition?.get(`${topic}\u0000${r.partition}\u0000${r.offset}`);
+      if (original) await this.#deadLetterTopic?.send(original, r);
       this.metrics.deadLetter(topic, r.reason);
       this.#log.warn('message sent to the dead-letter sink', {
         topic,

@@ -5,7 +5,7 @@ import type { DaySourceKind, StageOptions } from '../stage.js';
 /** The decoding options of the configured table, topics and day source. */
 export function stageOptions(config: Config): StageOptions {
   const source = config.delta.partitionSource;
-  const { topic, partition, offset, timestamp, key } = config.delta.kafkaMetadata;
+  const { topic, partition, offset, timestamp, key, headers } = config.delta.kafkaMetadata;
   return {
     partitionColumn: config.delta.partitionColumn,
     daySource: source.kind as DaySourceKind,
@@ -13,6 +13,6 @@ export function stageOptions(config: Config): StageOptions {
     timezone: source.timezone,
     rejectUnknownFields: config.delta.unknownFields === 'reject',
     topics: [...config.kafka.topics],
-    kafkaMetadata: { topic, partition, offset, timestamp, key },
+    kafkaMetadata: { topic, partition, offset, timestamp, key, headers },
   };
 }

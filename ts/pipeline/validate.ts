@@ -16,10 +16,6 @@ export function checkSupported(config: Config): void {
   if (config.delta.mode === 'MERGE') problems.push({ key: 'delta.mode', message: `MERGE ${later} (INSERT works)` });
   if (config.dedup.keys.length > 0) problems.push({ key: 'dedup.keys', message: `deduplication ${later}` });
   if (config.batch.schedule !== undefined) problems.push({ key: 'batch.schedule', message: `a flush schedule ${later}; use batch.batch_interval` });
-  if (config.deadLetter.kind === 'kafka') problems.push({ key: 'dead_letter.kind', message: `a Kafka dead-letter topic ${later}; use kind: delta` });
-  if (config.delta.kafkaMetadata.headers !== undefined) {
-    problems.push({ key: 'delta.kafka_metadata.headers', message: `mapping headers to a column ${later}` });
-  }
   if (problems.length > 0) throw new ConfigError(problems, 'configuration uses features not available yet');
 }
 

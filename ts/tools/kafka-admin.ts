@@ -33,6 +33,7 @@ export interface OutgoingMessage {
   partition?: number;
   /** Epoch milliseconds. */
   timestamp?: number;
+  headers?: Record<string, string>;
 }
 
 /** Produces messages and waits until the broker acknowledged all of them. */
@@ -62,7 +63,8 @@ export async function produceMessages(brokers: string, topic: string, messages: 
       const value = m.value === null ? null : Buffer.isBuffer(m.value) ? m.value : Buffer.from(m.value);
       for (;;) {
         try {
-          producer.produce(topic, m.partition ?? null, value, m.key ?? null, m.timestamp ?? Date.now());
+          const headers = m.headers ? Object.entries(m.headers).map(([k, v]) => ({ [k]: v })) : undefined;
+          producer.produce(topic, m.partition ?? null, value, m.key ?? null, m.timestamp ?? Date.now(), undefined, headers);
           break;
         } catch (error) {
           if ((error as { code?: number }).code !== QUEUE_FULL) throw error;
@@ -95,6 +97,44 @@ export async function topicMessageCount(brokers: string, topic: string, partitio
       );
     }
     return total;
+  } finally {
+    await new Promise<void>((resolve) => consumer.disconnect(() => resolve()));
+  }
+}
+
+/** A message read back from a topic. */
+export interface ReadMessage {
+  partition: number;
+  offset: number;
+  key: string | null;
+  value: Buffer | null;
+  headers: Record<string, string>;
+}
+
+/** Reads `count` messages of a topic from the beginning (or fails after `timeoutMs`). */
+export async function readTopic(brokers: string, topic: string, count: number, timeoutMs = 60_000): Promise<ReadMessage[]> {
+  const consumer = new Kafka.KafkaConsumer(
+    { 'bootstrap.servers': brokers, 'group.id': `kdr-reader-${process.pid}-${Date.now()}`, 'enable.auto.commit': false },
+    { 'auto.offset.reset': 'earliest' },
+  );
+  await new Promise<void>((resolve, reject) => consumer.connect({ timeout: 30_000 }, (err) => (err ? reject(err) : resolve())));
+  consumer.setDefaultConsumeTimeout(200);
+  consumer.subscribe([topic]);
+  const out: ReadMessage[] = [];
+  const deadline = Date.now() + timeoutMs;
+  try {
+    while (out.length < count) {
+      if (Date.now() > deadline) throw new Error(`read ${out.length} of ${count} messages from ${topic}`);
+      const batch = await new Promise<Kafka.Message[]>((resolve, reject) =>
+        consumer.consume(1000, (err, messages) => (err ? reject(err) : resolve(messages))),
+      );
+      for (const m of batch) {
+        const headers: Record<string, string> = {};
+        for (const h of m.headers ?? []) for (const [k, v] of Object.entries(h)) headers[k] = Buffer.isBuffer(v) ? v.toString() : String(v);
+        out.push({ partition: m.partition, offset: m.offset, key: m.key === undefined || m.key === null ? null : String(m.key), value: m.value, headers });
+      }
+    }
+    return out;
   } finally {
     await new Promise<void>((resolve) => consumer.disconnect(() => resolve()));
   }
