@@ -143,15 +143,15 @@ test('[integration] bad messages go to the dead-letter table with reasons; the g
 });
 
 test('[integration] kill -9 at several points, including during flushes, then restart: each message exactly once', async (t) => {
-  // Small polls and batches make many short flushes, so each kill lands mid-run.
-  // A killed member holds its partitions until its session times out: keep that short.
+  // Enough messages for runs of several seconds, in many small flushes, so each kill lands
+  // mid-run. A killed member holds its partitions until its session times out: keep that short.
   const f = await fixture({
-    batchSize: 150,
+    batchSize: 500,
     batchInterval: 0.2,
-    extra: { kafka: { max_poll_records: 150, properties: { 'session.timeout.ms': 6000, 'heartbeat.interval.ms': 500 } } },
+    extra: { kafka: { max_poll_records: 500, properties: { 'session.timeout.ms': 6000, 'heartbeat.interval.ms': 500 } } },
   });
   const topic = f.topics[0] as string;
-  const total = 12000;
+  const total = 100_000;
   await produceMessages(BROKERS, topic, events(topic, 0, total));
 
   const count = (text: string, pattern: RegExp) => text.split('\n').filter((l) => pattern.test(l)).length;
@@ -159,6 +159,7 @@ test('[integration] kill -9 at several points, including during flushes, then re
   // and at a moment chosen by time alone.
   const triggers: Array<[RegExp, number] | number> = [[/"msg":"flush started"/, 2], [/"msg":"flush committed"/, 5], 1500];
   let killedMidRun = 0;
+  const outputs: string[] = [];
   for (const trigger of triggers) {
     const cli = startCli(['--config', f.configPath, '--until-caught-up', '--logging.level=DEBUG']);
     const deadline = Date.now() + 60_000;
@@ -173,9 +174,10 @@ test('[integration] kill -9 at several points, including during flushes, then re
       cli.child.kill('SIGKILL');
       killedMidRun += 1;
     }
-    await cli.exited;
+    const code = await cli.exited;
+    outputs.push(`exit ${code}:\n${cli.output().slice(-2500)}`);
   }
-  t.true(killedMidRun >= 2, `at least two runs were killed before finishing (${killedMidRun})`);
+  t.true(killedMidRun >= 2, `at least two runs were killed before finishing (${killedMidRun}):\n${outputs.join('\n')}`);
   const final = runCli(['--config', f.configPath, '--until-caught-up']);
   t.is(final.status, 0, final.stderr);
   const read = readTable(f.table);
