@@ -120,18 +120,20 @@ pub enum DaySource {
     KafkaTimestamp,
 }
 
-/// Table columns that take Kafka metadata instead of a JSON field.
+/// Table columns that receive Kafka metadata rather than a JSON field.
+#[napi_derive::napi(object)]
 #[derive(Debug, Clone, Default)]
-pub struct MetadataColumns {
+pub struct KafkaMetadataColumns {
     pub topic: Option<String>,
     pub partition: Option<String>,
     pub offset: Option<String>,
     pub timestamp: Option<String>,
     pub key: Option<String>,
+    /// A string column receiving the headers as a JSON object.
     pub headers: Option<String>,
 }
 
-impl MetadataColumns {
+impl KafkaMetadataColumns {
     fn names(&self) -> impl Iterator<Item = &str> {
         [
             &self.topic,
@@ -154,7 +156,7 @@ pub struct DecodeOptions {
     pub day_source: DaySource,
     pub timezone: Tz,
     pub reject_unknown_fields: bool,
-    pub metadata: MetadataColumns,
+    pub metadata: KafkaMetadataColumns,
     pub topics: Vec<String>,
 }
 

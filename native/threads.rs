@@ -35,6 +35,7 @@ pub fn install<T: Send>(work: impl FnOnce() -> T + Send) -> CoreResult<T> {
 
 /// Sets the number of worker threads (0 = one per CPU). Only effective before the first batch;
 /// returns the number of threads the pool has or will have.
+#[cfg_attr(test, allow(dead_code))]
 #[napi]
 pub fn configure_threads(threads: u32) -> napi::Result<u32> {
     if let Some(Ok(existing)) = POOL.get() {
