@@ -1,9 +1,8 @@
 //! Decoding a packed batch of Kafka messages straight into Arrow rows of the table's schema.
 //!
-//! The JSON goes through arrow-json's tape decoder against the table schema (no per-message DOM).
-//! A batch is split into chunks decoded in parallel on rayon. A chunk first decodes in one pass;
-//! only when that fails is each message decoded alone, so one bad message costs its chunk a slow
-//! pass but never the batch, and its reason reaches the dead-letter sink.
+//! The JSON goes through arrow-json's tape decoder against the table schema (no per-message DOM,
+//! see `json.rs`). A batch is split into chunks decoded in parallel on rayon; one bad message
+//! costs its chunk a slow pass but never the batch, and its reason reaches the dead-letter sink.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -20,6 +19,8 @@ use rayon::prelude::*;
 
 use crate::day::{self, EpochDay};
 use crate::error::{CoreError, CoreResult};
+use crate::json::{decode_json, screen_payload};
+pub use crate::messages::Messages;
 
 /// Internal columns carried by staged rows (dropped before writing): the Kafka position of each
 /// row, for exactly-once filtering and for ordering duplicates.
@@ -29,85 +30,6 @@ pub const OFFSET_COLUMN: &str = "__kdr_offset";
 
 /// The smallest chunk worth a rayon task; smaller batches decode in one piece.
 const MIN_CHUNK: usize = 1024;
-
-/// Borrowed columns of one packed batch of messages (see `ts/kafka/packer.ts`).
-pub struct Messages<'a> {
-    pub payloads: &'a [u8],
-    /// Exclusive end of each payload in `payloads`; message i spans `ends[i-1]..ends[i]`.
-    pub payload_ends: &'a [u32],
-    pub topic_indexes: &'a [u16],
-    pub partitions: &'a [i32],
-    pub offsets: &'a [f64],
-    /// Kafka timestamps in epoch milliseconds; negative or NaN when the message has none.
-    pub timestamps: &'a [f64],
-    /// Keys back to back with their ends, when a table column takes the key.
-    pub keys: Option<(&'a [u8], &'a [u32])>,
-    /// Headers as JSON objects back to back with their ends, when a table column takes them.
-    pub headers: Option<(&'a [u8], &'a [u32])>,
-}
-
-fn span(ends: &[u32], i: usize) -> Range<usize> {
-    let start = if i == 0 { 0 } else { ends[i - 1] as usize };
-    start..ends[i] as usize
-}
-
-impl Messages<'_> {
-    pub fn len(&self) -> usize {
-        self.payload_ends.len()
-    }
-
-    pub fn payload(&self, i: usize) -> &[u8] {
-        &self.payloads[span(self.payload_ends, i)]
-    }
-
-    pub fn key(&self, i: usize) -> Option<&[u8]> {
-        self.keys.map(|(bytes, ends)| &bytes[span(ends, i)])
-    }
-
-    /// The message's headers as a JSON object; `None` when it has none.
-    pub fn headers(&self, i: usize) -> Option<&str> {
-        self.headers
-            .map(|(bytes, ends)| &bytes[span(ends, i)])
-            .filter(|bytes| !bytes.is_empty())
-            .and_then(|bytes| std::str::from_utf8(bytes).ok())
-    }
-
-    pub fn offset(&self, i: usize) -> i64 {
-        self.offsets[i] as i64
-    }
-
-    /// Checks that every column has one entry per message and every span is in bounds.
-    pub fn validate(&self) -> CoreResult<()> {
-        let n = self.len();
-        let same_len = [
-            self.topic_indexes.len(),
-            self.partitions.len(),
-            self.offsets.len(),
-            self.timestamps.len(),
-        ]
-        .iter()
-        .all(|&len| len == n);
-        let ends_ok = |bytes: &[u8], ends: &[u32]| {
-            ends.windows(2).all(|w| w[0] <= w[1])
-                && ends.last().is_none_or(|&end| end as usize <= bytes.len())
-        };
-        let optional_ok = |column: Option<(&[u8], &[u32])>| {
-            column.is_none_or(|(bytes, ends)| ends.len() == n && ends_ok(bytes, ends))
-        };
-        if same_len
-            && optional_ok(self.keys)
-            && optional_ok(self.headers)
-            && ends_ok(self.payloads, self.payload_ends)
-        {
-            Ok(())
-        } else {
-            Err(CoreError::InvalidArgument(
-                "message batch columns disagree in length or point outside the payload buffer"
-                    .into(),
-            ))
-        }
-    }
-}
 
 /// Where a record's day comes from.
 #[derive(Debug, Clone)]
@@ -537,125 +459,6 @@ impl DecodeSpec {
             )),
         }
     }
-}
-
-/// A payload must hold a JSON object; anything else is rejected before decoding.
-fn screen_payload(payload: &[u8]) -> Result<(), (&'static str, String)> {
-    match payload.iter().find(|b| !b.is_ascii_whitespace()) {
-        None => Err(("empty_payload", "the message has no payload".into())),
-        Some(b'{') => Ok(()),
-        Some(_) => Err(("not_an_object", "the payload is not a JSON object".into())),
-    }
-}
-
-/// Decodes the messages at `indices` with decoders from `builder`. Returns the rows of the
-/// messages that decoded and their indices; the others are added to `rejected`.
-fn decode_json(
-    builder: &dyn Fn() -> ReaderBuilder,
-    messages: &Messages<'_>,
-    indices: &[usize],
-    rejected: &mut Vec<Rejection>,
-) -> CoreResult<(Option<RecordBatch>, Vec<usize>)> {
-    if indices.is_empty() {
-        return Ok((None, Vec::new()));
-    }
-    if let Some(batch) = decode_together(builder, messages, indices)? {
-        return Ok((Some(batch), indices.to_vec()));
-    }
-    let mut good = Vec::with_capacity(indices.len());
-    for &i in indices {
-        match decode_alone(builder, messages.payload(i))? {
-            Ok(()) => good.push(i),
-            Err((kind, detail)) => rejected.push(Rejection {
-                message_index: i,
-                kind,
-                detail,
-            }),
-        }
-    }
-    if good.is_empty() {
-        return Ok((None, good));
-    }
-    match decode_together(builder, messages, &good)? {
-        Some(batch) => Ok((Some(batch), good)),
-        None => Err(CoreError::Internal(
-            "messages that decode one by one failed to decode together".into(),
-        )),
-    }
-}
-
-/// One pass over all messages; `None` when any message is malformed or misaligned.
-fn decode_together(
-    builder: &dyn Fn() -> ReaderBuilder,
-    messages: &Messages<'_>,
-    indices: &[usize],
-) -> CoreResult<Option<RecordBatch>> {
-    let mut decoder = builder()
-        .with_batch_size(indices.len() + 1)
-        .build_decoder()?;
-    for (n, &i) in indices.iter().enumerate() {
-        let payload = messages.payload(i);
-        match decoder.decode(payload) {
-            Ok(read)
-                if read == payload.len()
-                    && !decoder.has_partial_record()
-                    && decoder.len() == n + 1 => {}
-            _ => return Ok(None),
-        }
-    }
-    match decoder.flush() {
-        Ok(Some(batch)) if batch.num_rows() == indices.len() => Ok(Some(batch)),
-        _ => Ok(None),
-    }
-}
-
-/// Decodes one message on its own, to learn why it does not fit.
-fn decode_alone(
-    builder: &dyn Fn() -> ReaderBuilder,
-    payload: &[u8],
-) -> CoreResult<Result<(), (&'static str, String)>> {
-    let mut decoder = builder().with_batch_size(2).build_decoder()?;
-    let read = match decoder.decode(payload) {
-        Ok(read) => read,
-        Err(err) => {
-            return Ok(Err((
-                "malformed_json",
-                clean_arrow_message(&err.to_string()),
-            )))
-        }
-    };
-    if decoder.has_partial_record() {
-        return Ok(Err((
-            "malformed_json",
-            "the JSON value is incomplete".into(),
-        )));
-    }
-    if read != payload.len() || decoder.len() != 1 {
-        return Ok(Err((
-            "malformed_json",
-            "the payload holds more than one JSON value".into(),
-        )));
-    }
-    Ok(match decoder.flush() {
-        Ok(Some(batch)) if batch.num_rows() == 1 => Ok(()),
-        Ok(_) => Err(("malformed_json", "the payload decoded to no row".into())),
-        Err(err) => {
-            let detail = clean_arrow_message(&err.to_string());
-            let kind = if detail.contains("missing from schema") {
-                "unknown_field"
-            } else {
-                "type_mismatch"
-            };
-            Err((kind, detail))
-        }
-    })
-}
-
-fn clean_arrow_message(message: &str) -> String {
-    message
-        .trim_start_matches("Json error: ")
-        .trim_start_matches("Parser error: ")
-        .to_string()
 }
 
 /// The days of a decoded `YYYY-MM-DD` (or date) partition column.

@@ -6,6 +6,8 @@
 mod day;
 mod decode;
 mod error;
+mod json;
+mod messages;
 mod stage;
 mod table;
 mod threads;
