@@ -346,35 +346,12 @@ impl DeltaTarget {
         Ok(Stage::new(spec))
     }
 
-    /// Commits the segment's rows in one transaction that also records, per topic-partition,
-    /// the last offset covered. Rows the table already holds (by its recorded offsets) are
-    /// dropped, so a replay never duplicates; conflicts are retried against the new version.
+    /// Commits one part of the segment (its rows, or its dead letters) in one transaction that
+    /// also records, per topic-partition, the last offset covered. Rows the table already holds
+    /// (by its recorded offsets) are dropped, so a replay never duplicates; conflicts are retried
+    /// against the new version.
     #[napi(ts_return_type = "Promise<CommitResult>")]
-    pub fn commit_rows<'env>(
-        &self,
-        env: &'env Env,
-        segment: &StagedSegment,
-        app_ids: Vec<PartitionAppId>,
-        max_attempts: u32,
-    ) -> napi::Result<PromiseRaw<'env, CommitResult>> {
-        self.spawn_commit(env, segment, app_ids, max_attempts, CommitPart::Rows)
-    }
-
-    /// Commits the segment's dead letters, with the same exactly-once bookkeeping as rows.
-    #[napi(ts_return_type = "Promise<CommitResult>")]
-    pub fn commit_dead_letters<'env>(
-        &self,
-        env: &'env Env,
-        segment: &StagedSegment,
-        app_ids: Vec<PartitionAppId>,
-        max_attempts: u32,
-    ) -> napi::Result<PromiseRaw<'env, CommitResult>> {
-        self.spawn_commit(env, segment, app_ids, max_attempts, CommitPart::DeadLetters)
-    }
-}
-
-impl DeltaTarget {
-    fn spawn_commit<'env>(
+    pub fn commit<'env>(
         &self,
         env: &'env Env,
         segment: &StagedSegment,

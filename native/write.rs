@@ -40,9 +40,14 @@ pub struct CommitResult {
 }
 
 /// Which part of a segment a commit writes.
+#[napi(string_enum)]
 #[derive(Clone, Copy)]
 pub enum CommitPart {
+    /// The rows, into the target table.
+    #[napi(value = "rows")]
     Rows,
+    /// The dead letters, into the dead-letter table.
+    #[napi(value = "dead_letters")]
     DeadLetters,
 }
 

@@ -78,7 +78,7 @@ export class DeltaTarget {
 
   /** Commits the segment's rows together with the Kafka positions it covers. */
   commitRows(segment: StagedSegment, appIds: readonly PartitionAppId[], maxAttempts: number): Promise<CommitResult> {
-    return native(this.#native.commitRows(nativeSegment(segment), [...appIds], maxAttempts));
+    return native(this.#native.commit(nativeSegment(segment), [...appIds], maxAttempts, 'rows'));
   }
 
   /** Commits the segment's dead letters together with the Kafka positions it covers. */
@@ -87,7 +87,7 @@ export class DeltaTarget {
     appIds: readonly PartitionAppId[],
     maxAttempts: number,
   ): Promise<CommitResult> {
-    return native(this.#native.commitDeadLetters(nativeSegment(segment), [...appIds], maxAttempts));
+    return native(this.#native.commit(nativeSegment(segment), [...appIds], maxAttempts, 'dead_letters'));
   }
 }
 

@@ -4,7 +4,7 @@
  * Delta log decides) before assigning it. It knows nothing of Delta.
  */
 import Kafka from 'node-rdkafka';
-import type { Assignment, ConsumerGlobalConfig, LibrdKafkaError, Message, TopicPartition } from 'node-rdkafka';
+import type { Assignment, ConsumerGlobalConfig, LibrdKafkaError, Message } from 'node-rdkafka';
 import { KafkaError } from '../errors.js';
 import type { Logger } from '../log.js';
 
@@ -194,16 +194,6 @@ export class KafkaSource {
         else resolve({ low: offsets.lowOffset, high: offsets.highOffset });
       });
     });
-  }
-
-  /** Stops fetching these partitions (backpressure). */
-  pause(partitions: readonly TopicPartition[]): void {
-    this.#consumer.pause([...partitions]);
-  }
-
-  /** Resumes fetching these partitions. */
-  resume(partitions: readonly TopicPartition[]): void {
-    this.#consumer.resume([...partitions]);
   }
 
   /** Leaves the group and closes the connection. */

@@ -53,11 +53,18 @@ export class CaughtUpTracker {
     }
   }
 
-  /** Advances the partitions of a consumed batch. */
+  /** Advances the partitions of a consumed batch (looked up once per run of one partition). */
   consumed(messages: readonly Message[]): void {
+    let current: Progress | undefined;
+    let topic = '';
+    let partition = -1;
     for (const m of messages) {
-      const p = this.#progress.get(partitionKey(m.topic, m.partition));
-      if (p && m.offset + 1 > p.next) p.next = m.offset + 1;
+      if (m.partition !== partition || m.topic !== topic) {
+        topic = m.topic;
+        partition = m.partition;
+        current = this.#progress.get(partitionKey(topic, partition));
+      }
+      if (current && m.offset + 1 > current.next) current.next = m.offset + 1;
     }
   }
 

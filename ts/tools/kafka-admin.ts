@@ -85,23 +85,6 @@ export async function produceMessages(brokers: string, topic: string, messages: 
   }
 }
 
-/** The sum of high watermarks of a topic's partitions (messages ever produced, for fresh topics). */
-export async function topicMessageCount(brokers: string, topic: string, partitions: number): Promise<number> {
-  const consumer = new Kafka.KafkaConsumer({ 'bootstrap.servers': brokers, 'group.id': `kdr-watermarks-${process.pid}` }, {});
-  await new Promise<void>((resolve, reject) => consumer.connect({ timeout: 30_000 }, (err) => (err ? reject(err) : resolve())));
-  try {
-    let total = 0;
-    for (let p = 0; p < partitions; p++) {
-      total += await new Promise<number>((resolve, reject) =>
-        consumer.queryWatermarkOffsets(topic, p, 10_000, (err, o) => (err ? reject(err) : resolve(o.highOffset - o.lowOffset))),
-      );
-    }
-    return total;
-  } finally {
-    await new Promise<void>((resolve) => consumer.disconnect(() => resolve()));
-  }
-}
-
 /** A message read back from a topic. */
 export interface ReadMessage {
   partition: number;
