@@ -98,9 +98,9 @@ test('settings this version cannot honour yet are refused, not ignored', (t) => 
   const dir = tempDir();
   const path = writeConfig(
     dir,
-    testConfig({ topics: ['t'], group: 'g', tablePath: join(dir, 't'), extra: { dedup: { keys: ['id'] } } }),
+    testConfig({ topics: ['t'], group: 'g', tablePath: join(dir, 't'), extra: { batch: { schedule: '02:30' } } }),
   );
   const r = runCli(['validate', '--config', path]);
   t.is(r.status, 2);
-  t.regex(r.stderr, /dedup\.keys/);
+  t.regex(r.stderr, /batch\.schedule/);
 });

@@ -78,7 +78,7 @@ test('the repository config.yaml loads with the quickstart settings', async (t) 
   t.deepEqual(c.monitoring, { enabled: true, host: '127.0.0.1', port: 9090, endpoint: '/metrics' });
   t.is(c.batch.batchIntervalSeconds, 10);
   t.is(c.batch.batchSize, 100000);
-  t.deepEqual(c.dedup.keys, []);
+  t.deepEqual(c.dedup.keys, ['event_id']);
   t.deepEqual(c.logging, { level: 'info', format: 'pretty' });
   t.is(c.buffer.maxMemoryBytes, 256 * 2 ** 20);
   t.deepEqual(c.credentials, { saslMechanism: 'PLAIN', securityProtocol: 'SASL_SSL' });
@@ -283,6 +283,9 @@ test('MERGE needs keys; delete_when is MERGE only; dedup keys are the default me
   t.is(c.dedup.orderBy, 'ts');
   t.regex(problem(fails(t, doc({ delta: { delete_when: 'x' } })), 'delta.delete_when'), /MERGE/);
   t.regex(problem(fails(t, doc({ dedup: { keys: ['a', 'a'] } })), 'dedup.keys[1]'), /duplicate/);
+  const both = { delta: { mode: 'MERGE', merge_keys: ['id', 'day'] } };
+  t.deepEqual(ok(doc({ ...both, dedup: { keys: ['day', 'id'] } })).delta.mergeKeys, ['id', 'day']);
+  t.regex(problem(fails(t, doc({ ...both, dedup: { keys: ['id'] } })), 'dedup.keys'), /must equal delta\.merge_keys/);
 });
 
 test('dead letters: defaults, URIs, and the kafka kind', (t) => {

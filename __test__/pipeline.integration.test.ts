@@ -58,6 +58,12 @@ test('[integration] Pipeline events, run summary and served metrics match what w
     t.is(value('kafka_delta_flush_duration_seconds_count'), flushes.length);
     t.is(value(`kafka_delta_table_version{table="${pipeline.target?.uri}"}`), readTable(table).version);
     t.true(value('process_resident_memory_bytes') > 0);
+    // The native steps' totals (this file is the only user of its worker process's native core).
+    t.is(value('kafka_delta_native_step_rows_total{step="decode"}'), 202);
+    t.is(value('kafka_delta_native_step_rows_total{step="write"}'), 200);
+    t.is(value('kafka_delta_native_step_calls_total{step="dedup"}'), 0);
+    t.true(value('kafka_delta_native_step_seconds_total{step="decode"}') > 0);
+    t.is(value(`kafka_delta_records_deduplicated_total{table="${pipeline.target?.uri}"}`), 0);
     t.is((await fetch(`${base}/healthz`)).status, 200);
     t.is((await fetch(`${base}/readyz`)).status, 503, 'a stopped pipeline is not ready');
   } finally {

@@ -62,7 +62,7 @@ test('a segment commits rows and positions in one version; committing it again w
   t.deepEqual(segment.positions(), [{ topicIndex: 0, partition: 0, lastOffset: 12 }]);
   const appIds = [{ topicIndex: 0, partition: 0, appId: 'test:events:0' }];
 
-  const first = await target.commitRows(segment, appIds, 3);
+  const first = await target.commitRows(segment, appIds, { maxAttempts: 3 });
   t.is(first.rowsWritten, 2);
   t.is(first.version, 1);
   const read = readTable(table);
@@ -76,7 +76,7 @@ test('a segment commits rows and positions in one version; committing it again w
   t.deepEqual(txnVersions(table, ['test:events:0']), { 'test:events:0': 12 });
 
   // A replay (a crash between the Delta commit and the Kafka commit) finds everything written.
-  const again = await target.commitRows(segment, appIds, 3);
+  const again = await target.commitRows(segment, appIds, { maxAttempts: 3 });
   t.is(again.version ?? undefined, undefined, "nothing new: no commit");
   t.is(again.rowsSkipped, 2);
   t.is(readTable(table).version, 1);
@@ -89,10 +89,10 @@ test('rows at or below the recorded position are dropped; the rest commit', asyn
   const { target, stage } = await openStaged(table);
   const appIds = [{ topicIndex: 0, partition: 3, appId: 'p3' }];
   await stage.append(batch([event(1, '2026-11-23'), event(2, '2026-11-23')], 3, 0));
-  await target.commitRows(stage.take(), appIds, 3);
+  await target.commitRows(stage.take(), appIds, { maxAttempts: 3 });
   // The same messages again plus new ones, as after a crash before the Kafka commit.
   await stage.append(batch([event(1, '2026-11-23'), event(2, '2026-11-23'), event(3, '2026-11-23')], 3, 0));
-  const result = await target.commitRows(stage.take(), appIds, 3);
+  const result = await target.commitRows(stage.take(), appIds, { maxAttempts: 3 });
   t.is(result.rowsWritten, 1);
   t.is(result.rowsSkipped, 2);
   t.deepEqual(readTable(table).rows.map((r) => r.id).sort(), ['e1', 'e2', 'e3']);
@@ -109,7 +109,7 @@ test('a segment of only dead letters still moves the position', async (t) => {
   const dlq = await DeltaTarget.openDeadLetters(`${table}__dead_letters`);
   const appIds = [{ topicIndex: 0, partition: 2, appId: 'p2' }];
   t.is((await dlq.commitDeadLetters(segment, appIds, 3)).rowsWritten, 2);
-  const result = await target.commitRows(segment, appIds, 3);
+  const result = await target.commitRows(segment, appIds, { maxAttempts: 3 });
   t.is(result.rowsWritten, 0);
   t.is(typeof result.version, 'number');
   t.deepEqual(txnVersions(table, ['p2']), { p2: 41 });
@@ -118,4 +118,42 @@ test('a segment of only dead letters still moves the position', async (t) => {
     [40, 'not_an_object'],
     [41, 'type_mismatch'],
   ]);
+});
+
+test('two writers racing to commit the same offsets: one commits, the other writes nothing', async (t) => {
+  const table = join(tempDir(), 'events');
+  createTableWithPython(table, EVENT_COLUMNS, ['date_col']);
+  const appIds = [{ topicIndex: 0, partition: 0, appId: 'race:events:0' }];
+  const payloads = Array.from({ length: 500 }, (_, i) => event(i, i % 2 === 0 ? '2026-11-22' : '2026-11-23'));
+  // Two instances (think: a zombie after a rebalance) staged the same messages.
+  const writers = await Promise.all([openStaged(table), openStaged(table)]);
+  const segments = await Promise.all(
+    writers.map(async ({ stage }) => {
+      await stage.append(batch(payloads, 0, 0));
+      return stage.take();
+    }),
+  );
+  const results = await Promise.all(writers.map(({ target }, i) => target.commitRows(segments[i]!, appIds, { maxAttempts: 5 })));
+  t.deepEqual(results.map((r) => r.rowsWritten).sort((a, b) => a - b), [0, 500], JSON.stringify(results));
+  const read = readTable(table);
+  t.is(read.rows.length, 500);
+  t.is(new Set(read.rows.map((r) => r.id)).size, 500);
+  t.is(txnVersions(table, ['race:events:0'])['race:events:0'], 499);
+});
+
+test('two writers racing on different partitions both commit (the log takes both appends)', async (t) => {
+  const table = join(tempDir(), 'events');
+  createTableWithPython(table, EVENT_COLUMNS, ['date_col']);
+  const writers = await Promise.all([openStaged(table), openStaged(table)]);
+  const results = await Promise.all(
+    writers.map(async ({ target, stage }, p) => {
+      await stage.append(batch(Array.from({ length: 300 }, (_, i) => event(p * 1000 + i, '2026-11-23')), p, 0));
+      return target.commitRows(stage.take(), [{ topicIndex: 0, partition: p, appId: `race:events:${p}` }], { maxAttempts: 5 });
+    }),
+  );
+  t.deepEqual(results.map((r) => r.rowsWritten), [300, 300]);
+  const read = readTable(table);
+  t.is(read.rows.length, 600);
+  t.deepEqual(txnVersions(table, ['race:events:0', 'race:events:1']), { 'race:events:0': 299, 'race:events:1': 299 });
+  t.log(`attempts: ${results.map((r) => r.attempts).join(', ')}`);
 });

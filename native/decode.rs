@@ -80,6 +80,8 @@ pub struct DecodeOptions {
     pub reject_unknown_fields: bool,
     pub metadata: KafkaMetadataColumns,
     pub topics: Vec<String>,
+    /// Dedup key columns whose null sends the message to the dead-letter sink.
+    pub reject_null_keys: Vec<String>,
 }
 
 /// The kind of the table's partition column.
@@ -260,7 +262,8 @@ impl DecodeSpec {
         })
     }
 
-    /// Non-nullable table columns read from JSON must be present: reject rows where one is null.
+    /// Non-nullable table columns read from JSON must be present, and so must dedup keys when
+    /// null keys are dead-lettered: reject rows where one is null.
     fn check_required(
         &self,
         json_rows: &RecordBatch,
@@ -277,16 +280,28 @@ impl DecodeSpec {
                 .table_schema
                 .field_with_name(field.name())
                 .is_ok_and(|f| !f.is_nullable());
-            if !required || column.null_count() == 0 {
+            let key = self.options.reject_null_keys.contains(field.name());
+            if !(required || key) || column.null_count() == 0 {
                 continue;
             }
+            let (kind, detail) = if required {
+                (
+                    "missing_field",
+                    format!("required field {:?} is missing or null", field.name()),
+                )
+            } else {
+                (
+                    "null_key",
+                    format!("dedup key {:?} is missing or null", field.name()),
+                )
+            };
             for (row, &message_index) in accepted.iter().enumerate() {
                 if keep[row] && column.is_null(row) {
                     keep[row] = false;
                     rejected.push(Rejection {
                         message_index,
-                        kind: "missing_field",
-                        detail: format!("required field {:?} is missing or null", field.name()),
+                        kind,
+                        detail: detail.clone(),
                     });
                 }
             }

@@ -24,6 +24,7 @@ fn options(day_source: DaySource) -> DecodeOptions {
             ..Default::default()
         },
         topics: vec!["events".into()],
+        reject_null_keys: Vec::new(),
     }
 }
 

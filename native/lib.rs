@@ -5,9 +5,12 @@
 
 mod day;
 mod decode;
+mod dedup;
 mod error;
 mod json;
+mod merge;
 mod messages;
+mod metrics;
 mod stage;
 mod table;
 mod threads;

@@ -284,7 +284,9 @@ fn append_blocking(
             _ => None,
         },
     };
+    let started = std::time::Instant::now();
     let decoded = crate::threads::install(|| spec.decode(&messages))??;
+    crate::metrics::DECODE.record(started.elapsed(), messages.len());
     let by_day = match &decoded.rows {
         Some(rows) => split_by_day(rows, &decoded.days)?,
         None => Vec::new(),

@@ -16,7 +16,7 @@ use crate::day;
 use crate::decode::{DaySource, DecodeOptions, DecodeSpec, KafkaMetadataColumns};
 use crate::error::{CoreError, CoreResult};
 use crate::stage::{dead_letter_schema, lock, Stage, StagedSegment};
-use crate::write::{commit_segment, CommitPart, CommitResult, PartitionAppId};
+use crate::write::{commit_segment, CommitOptions, CommitResult, PartitionAppId};
 
 /// Table property that expires txn entries; set, it would make us forget our Kafka positions.
 const TXN_RETENTION_PROPERTY: &str = "delta.setTransactionRetentionDuration";
@@ -62,6 +62,8 @@ pub struct StageOptions {
     /// The topics consumed; messages refer to them by index.
     pub topics: Vec<String>,
     pub kafka_metadata: Option<KafkaMetadataColumns>,
+    /// Columns (dedup keys) whose null or missing value sends a message to the dead letters.
+    pub reject_null_keys: Option<Vec<String>>,
 }
 
 /// A column of a table.
@@ -256,6 +258,20 @@ impl DeltaTarget {
         Ok(())
     }
 
+    /// Fails with `INVALID_ARGUMENT` when `deleteWhen` is not a condition over the table's
+    /// columns.
+    #[napi]
+    pub fn check_delete_when(&self, delete_when: String) -> napi::Result<()> {
+        let schema = self
+            .current()?
+            .snapshot()
+            .map_err(CoreError::from)?
+            .snapshot()
+            .arrow_schema();
+        crate::merge::check_delete_when(&schema, &delete_when)
+            .map_err(|reason| CoreError::InvalidArgument(reason).into())
+    }
+
     /// Rows and files per partition at the latest version, from the log (no data is read).
     #[napi]
     pub async fn partition_summary(&self) -> napi::Result<Vec<PartitionSummary>> {
@@ -341,6 +357,7 @@ impl DeltaTarget {
                 reject_unknown_fields: options.reject_unknown_fields,
                 metadata: options.kafka_metadata.unwrap_or_default(),
                 topics: options.topics,
+                reject_null_keys: options.reject_null_keys.unwrap_or_default(),
             },
         )?;
         Ok(Stage::new(spec))
@@ -348,21 +365,21 @@ impl DeltaTarget {
 
     /// Commits one part of the segment (its rows, or its dead letters) in one transaction that
     /// also records, per topic-partition, the last offset covered. Rows the table already holds
-    /// (by its recorded offsets) are dropped, so a replay never duplicates; conflicts are retried
-    /// against the new version.
+    /// (by its recorded offsets) are dropped, so a replay never duplicates; the rest are
+    /// consolidated per day and appended or merged; conflicts are retried against the new
+    /// version.
     #[napi(ts_return_type = "Promise<CommitResult>")]
     pub fn commit<'env>(
         &self,
         env: &'env Env,
         segment: &StagedSegment,
         app_ids: Vec<PartitionAppId>,
-        max_attempts: u32,
-        part: CommitPart,
+        options: CommitOptions,
     ) -> napi::Result<PromiseRaw<'env, CommitResult>> {
         let table = self.table.clone();
         let data = segment.data.clone();
         env.spawn_future(async move {
-            let result = commit_segment(table, data, app_ids, max_attempts.max(1), part).await?;
+            let result = commit_segment(table, data, app_ids, options).await?;
             Ok(result)
         })
     }

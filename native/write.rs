@@ -1,12 +1,13 @@
-//! INSERT commits: a segment's rows (or dead letters) and a txn action per topic-partition in
-//! one Delta transaction, so the log holds data and Kafka positions together or neither.
+//! Commits: a segment's rows (consolidated, then appended or merged) or its dead letters, and a
+//! txn action per topic-partition, in one Delta transaction, so the log holds data and Kafka
+//! positions together or neither.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use deltalake::arrow::array::{BooleanArray, Int32Array, Int64Array, RecordBatch, UInt16Array};
-use deltalake::arrow::compute::filter_record_batch;
+use deltalake::arrow::compute::{concat_batches, filter_record_batch};
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::kernel::Transaction;
 use deltalake::protocol::{DeltaOperation, SaveMode};
@@ -14,7 +15,9 @@ use deltalake::{DeltaTable, DeltaTableError};
 use napi_derive::napi;
 
 use crate::decode::{OFFSET_COLUMN, PARTITION_COLUMN, TOPIC_COLUMN};
+use crate::dedup::{dedup, DedupOptions, DedupSpec, DedupStrategy};
 use crate::error::{CoreError, CoreResult};
+use crate::merge::{merge_rows, MergeSpec, MergeStats};
 use crate::stage::{column, lock, SegmentData};
 
 /// The txn application id that records one topic-partition's position.
@@ -37,6 +40,34 @@ pub struct CommitResult {
     pub rows_skipped: u32,
     /// Commit attempts made (1 without conflicts).
     pub attempts: u32,
+    /// Rows folded into another row with the same key, or dropped as its duplicates.
+    pub rows_deduplicated: u32,
+    /// What the MERGE did, in MERGE mode.
+    pub merge: Option<MergeStats>,
+}
+
+/// How rows are merged in MERGE mode.
+#[napi(object)]
+#[derive(Clone)]
+pub struct MergeOptions {
+    /// The columns matching incoming rows to table rows (within a day partition).
+    pub keys: Vec<String>,
+    /// The day partition column; the merge reads only the days present in the segment.
+    pub partition_column: String,
+    /// SQL predicate over the incoming row's columns: matching rows delete the table's row.
+    pub delete_when: Option<String>,
+}
+
+/// How a segment is committed.
+#[napi(object)]
+pub struct CommitOptions {
+    pub part: CommitPart,
+    /// Attempts before a commit conflict is reported (at least 1).
+    pub max_attempts: u32,
+    /// Consolidation per day before writing; absent: every row is written.
+    pub dedup: Option<DedupOptions>,
+    /// MERGE into the table instead of appending.
+    pub merge: Option<MergeOptions>,
 }
 
 /// Which part of a segment a commit writes.
@@ -84,19 +115,36 @@ pub async fn commit_segment(
     table: Arc<Mutex<DeltaTable>>,
     segment: Arc<Mutex<Option<SegmentData>>>,
     app_ids: Vec<PartitionAppId>,
-    max_attempts: u32,
-    part: CommitPart,
+    options: CommitOptions,
 ) -> CoreResult<CommitResult> {
-    let (batches, positions) = {
+    let max_attempts = options.max_attempts.max(1);
+    let part = options.part;
+    let (days, positions) = {
         let guard = lock(&segment)?;
         let data = guard
             .as_ref()
             .ok_or_else(|| CoreError::InvalidArgument("the segment was released".into()))?;
-        let batches: Vec<RecordBatch> = match part {
-            CommitPart::Rows => data.by_day.values().flatten().cloned().collect(),
-            CommitPart::DeadLetters => data.dead_letters.clone(),
+        let days: Vec<Vec<RecordBatch>> = match options.part {
+            CommitPart::Rows => data.by_day.values().cloned().collect(),
+            CommitPart::DeadLetters => vec![data.dead_letters.clone()],
         };
-        (batches, data.positions.clone())
+        (days, data.positions.clone())
+    };
+    let (dedup_spec, merge_spec) = match options.part {
+        CommitPart::Rows => {
+            let dedup_spec = options.dedup.map(DedupSpec::from);
+            let merge_spec = options.merge.map(|m| MergeSpec {
+                keys: m.keys,
+                partition_column: m.partition_column,
+                delete_when: m.delete_when,
+                strategy: dedup_spec
+                    .as_ref()
+                    .map_or(DedupStrategy::Last, |d| d.strategy),
+                order_by: dedup_spec.as_ref().and_then(|d| d.order_by.clone()),
+            });
+            (dedup_spec, merge_spec)
+        }
+        CommitPart::DeadLetters => (None, None),
     };
     let ids: HashMap<PartitionKey, String> = app_ids
         .into_iter()
@@ -108,7 +156,7 @@ pub async fn commit_segment(
         )));
     }
     let id_list: Vec<String> = ids.values().cloned().collect();
-    let total_rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    let total_rows: usize = days.iter().flatten().map(RecordBatch::num_rows).sum();
 
     let mut attempt = 0;
     loop {
@@ -131,13 +179,27 @@ pub async fn commit_segment(
                 rows_written: 0,
                 rows_skipped: total_rows as u32,
                 attempts: attempt,
+                rows_deduplicated: 0,
+                merge: None,
             });
         }
-        let fresh = uncommitted_rows(&batches, &recorded_for)?;
+        let fresh_days = days
+            .iter()
+            .map(|batches| uncommitted_rows(batches, &recorded_for))
+            .collect::<CoreResult<Vec<_>>>()?;
+        let fresh_rows: usize = fresh_days.iter().flatten().map(RecordBatch::num_rows).sum();
+        let (fresh, deduplicated) = consolidate(fresh_days, dedup_spec.clone()).await?;
         let written: usize = fresh.iter().map(RecordBatch::num_rows).sum();
         let properties = CommitProperties::default().with_application_transactions(txns);
+        let started = std::time::Instant::now();
         let outcome = if fresh.is_empty() {
-            commit_positions_only(&current, properties).await
+            commit_positions_only(&current, properties)
+                .await
+                .map(|t| (t, None))
+        } else if let Some(spec) = &merge_spec {
+            merge_rows(&current, fresh, spec, properties)
+                .await
+                .map(|(t, stats)| (t, Some(stats)))
         } else {
             current
                 .clone()
@@ -145,16 +207,23 @@ pub async fn commit_segment(
                 .with_save_mode(SaveMode::Append)
                 .with_commit_properties(properties)
                 .await
+                .map(|t| (t, None))
         };
+        if matches!(part, CommitPart::Rows) {
+            let rows = if outcome.is_ok() { written } else { 0 };
+            crate::metrics::WRITE.record(started.elapsed(), rows);
+        }
         match outcome {
-            Ok(updated) => {
+            Ok((updated, merge)) => {
                 let version = updated.version().map(|v| v as i64);
                 *lock(&table)? = updated;
                 return Ok(CommitResult {
                     version,
                     rows_written: written as u32,
-                    rows_skipped: (total_rows - written) as u32,
+                    rows_skipped: (total_rows - fresh_rows) as u32,
                     attempts: attempt,
+                    rows_deduplicated: deduplicated as u32,
+                    merge,
                 });
             }
             Err(err) if is_conflict(&err) && attempt < max_attempts => {
@@ -169,6 +238,33 @@ pub async fn commit_segment(
             Err(err) => return Err(err.into()),
         }
     }
+}
+
+/// Consolidates each day's rows on the worker pool (off the async runtime's threads); returns
+/// the rows to write, one batch per day when consolidated, and how many rows were removed.
+async fn consolidate(
+    days: Vec<Vec<RecordBatch>>,
+    spec: Option<DedupSpec>,
+) -> CoreResult<(Vec<RecordBatch>, usize)> {
+    let Some(spec) = spec.filter(|s| !s.keys.is_empty()) else {
+        return Ok((days.into_iter().flatten().collect(), 0));
+    };
+    tokio::task::spawn_blocking(move || {
+        crate::threads::install(|| {
+            let mut out = Vec::with_capacity(days.len());
+            let mut removed = 0;
+            for batches in days.iter().filter(|b| !b.is_empty()) {
+                let started = std::time::Instant::now();
+                let rows = concat_batches(&batches[0].schema(), batches)?;
+                let consolidated = dedup(&rows, &spec)?;
+                crate::metrics::DEDUP.record(started.elapsed(), rows.num_rows());
+                removed += consolidated.removed;
+                out.push(consolidated.batch);
+            }
+            Ok((out, removed))
+        })?
+    })
+    .await?
 }
 
 fn backoff(attempt: u32) -> Duration {

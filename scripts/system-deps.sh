@@ -5,7 +5,8 @@
 set -euo pipefail
 
 APT_PACKAGES=(build-essential python3 python3-pip libssl-dev libsasl2-dev zlib1g-dev libzstd-dev liblz4-dev)
-PY_PACKAGES=("deltalake==1.6.6" "pyarrow==26.0.1")
+# moto serves the S3 API locally, so the tests write to an s3:// table without a cloud account.
+PY_PACKAGES=("deltalake==1.6.6" "pyarrow==26.0.1" "moto[server]==5.2.1")
 
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
@@ -28,8 +29,8 @@ else
 fi
 
 if [ "${1:-}" = "--with-python" ]; then
-  if ! python3 -c 'import deltalake, pyarrow' >/dev/null 2>&1; then
-    echo "system-deps: installing ${PY_PACKAGES[*]} for the tests' independent Delta reader"
+  if ! python3 -c 'import deltalake, pyarrow, moto.server' >/dev/null 2>&1; then
+    echo "system-deps: installing ${PY_PACKAGES[*]} for the tests' independent Delta reader and S3 endpoint"
     python3 -m pip install --quiet --disable-pip-version-check "${PY_PACKAGES[@]}"
   fi
 fi

@@ -10,6 +10,8 @@
 export { loadConfig, parseConfig, redactConfig } from './config/index.js';
 export type * from './config/index.js';
 export * from './errors.js';
+export { dedup } from './dedup.js';
+export type { DedupOptions } from './dedup.js';
 export { createLogger, silentLogger } from './log.js';
 export type { Logger, LogFields, LoggerOptions } from './log.js';
 export { PipelineMetrics } from './metrics/metrics.js';
@@ -21,7 +23,7 @@ export { txnAppId } from './pipeline/identity.js';
 export { validateTarget } from './pipeline/validate.js';
 export type { ValidationReport } from './pipeline/validate.js';
 export { DeltaTarget, createTable } from './table.js';
-export type { ColumnSpec, CommitResult, PartitionAppId, TableInfo, WriteMode } from './table.js';
+export type { ColumnSpec, CommitResult, MergeOptions, MergeStats, PartitionAppId, RowCommitOptions, TableInfo, WriteMode } from './table.js';
 export { Stage, StagedSegment } from './stage.js';
 export type { AppendResult, MessageBatch, PartitionPosition, RejectedMessage, StageOptions } from './stage.js';
-export { nativeVersions } from './native.js';
+export { configureThreads, nativeVersions } from './native.js';

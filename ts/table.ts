@@ -7,6 +7,9 @@ import {
   createTable as nativeCreateTable,
   type ColumnSpec,
   type CommitResult,
+  type DedupOptions,
+  type MergeOptions,
+  type MergeStats,
   type PartitionAppId,
   type PartitionSummary,
   type TableInfo,
@@ -15,7 +18,17 @@ import {
 import { native, nativeSync } from './errors.js';
 import { Stage, nativeSegment, type StageOptions, type StagedSegment } from './stage.js';
 
-export type { ColumnSpec, CommitResult, PartitionAppId, PartitionSummary, TableInfo, WriteMode };
+export type { ColumnSpec, CommitResult, DedupOptions, MergeOptions, MergeStats, PartitionAppId, PartitionSummary, TableInfo, WriteMode };
+
+/** How {@link DeltaTarget.commitRows} writes a segment's rows. */
+export interface RowCommitOptions {
+  /** Attempts before a commit conflict is reported as `CommitConflictError` (at least 1). */
+  maxAttempts: number;
+  /** Consolidate each day's rows on these keys first; absent: every row is written. */
+  dedup?: DedupOptions;
+  /** MERGE into the table on these keys instead of appending. */
+  merge?: MergeOptions;
+}
 
 /** A Delta table that kafka-delta-rust writes into. */
 export class DeltaTarget {
@@ -53,6 +66,11 @@ export class DeltaTarget {
     nativeSync(() => this.#native.checkWritable(mode));
   }
 
+  /** Throws (code `INVALID_ARGUMENT`) when `deleteWhen` is not a SQL condition over the table's columns. */
+  checkDeleteWhen(deleteWhen: string): void {
+    nativeSync(() => this.#native.checkDeleteWhen(deleteWhen));
+  }
+
   /** Rows and files per partition at the latest version, from the log's statistics. */
   partitionSummary(): Promise<PartitionSummary[]> {
     return native(this.#native.partitionSummary());
@@ -76,9 +94,14 @@ export class DeltaTarget {
     return nativeSync(() => Stage.wrap(this.#native.createStage(options)));
   }
 
-  /** Commits the segment's rows together with the Kafka positions it covers. */
-  commitRows(segment: StagedSegment, appIds: readonly PartitionAppId[], maxAttempts: number): Promise<CommitResult> {
-    return native(this.#native.commit(nativeSegment(segment), [...appIds], maxAttempts, 'rows'));
+  /**
+   * Commits the segment's rows together with the Kafka positions it covers: rows the table
+   * already holds are left out, the rest consolidated per day (with `dedup`) and appended, or
+   * merged (with `merge`).
+   */
+  commitRows(segment: StagedSegment, appIds: readonly PartitionAppId[], options: RowCommitOptions): Promise<CommitResult> {
+    const { maxAttempts, dedup, merge } = options;
+    return native(this.#native.commit(nativeSegment(segment), [...appIds], { part: 'rows', maxAttempts, dedup, merge }));
   }
 
   /** Commits the segment's dead letters together with the Kafka positions it covers. */
@@ -87,7 +110,7 @@ export class DeltaTarget {
     appIds: readonly PartitionAppId[],
     maxAttempts: number,
   ): Promise<CommitResult> {
-    return native(this.#native.commit(nativeSegment(segment), [...appIds], maxAttempts, 'dead_letters'));
+    return native(this.#native.commit(nativeSegment(segment), [...appIds], { part: 'dead_letters', maxAttempts }));
   }
 }
 

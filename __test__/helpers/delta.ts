@@ -4,8 +4,12 @@ import { fileURLToPath } from 'node:url';
 
 const READER = fileURLToPath(new URL('./delta_reader.py', import.meta.url));
 
-function python<T>(args: string[]): T {
-  const out = execFileSync('python3', [READER, ...args], { encoding: 'utf8', maxBuffer: 1 << 30 });
+/** Storage options for object-store tables, as delta-rs takes them. */
+export type StorageOptions = Record<string, string>;
+
+function python<T>(args: string[], storage: StorageOptions = {}): T {
+  const env = { ...process.env, KDR_STORAGE_OPTIONS: JSON.stringify(storage) };
+  const out = execFileSync('python3', [READER, ...args], { encoding: 'utf8', maxBuffer: 1 << 30, env });
   return JSON.parse(out) as T;
 }
 
@@ -20,13 +24,13 @@ export interface TableRead {
 }
 
 /** Reads every row of a table. */
-export function readTable(path: string): TableRead {
-  return python<TableRead>(['read', path]);
+export function readTable(path: string, storage: StorageOptions = {}): TableRead {
+  return python<TableRead>(['read', path], storage);
 }
 
 /** The txn versions recorded for app ids (null where none). */
-export function txnVersions(path: string, appIds: string[]): Record<string, number | null> {
-  return python(['txn', path, ...appIds]);
+export function txnVersions(path: string, appIds: string[], storage: StorageOptions = {}): Record<string, number | null> {
+  return python(['txn', path, ...appIds], storage);
 }
 
 /** Creates an empty table: columns as [name, type, nullable]. */
@@ -35,13 +39,19 @@ export function createTableWithPython(
   columns: Array<[string, string, boolean]>,
   partitionBy: string[],
   properties: Record<string, string> = {},
+  storage: StorageOptions = {},
 ): void {
-  python(['create', path, JSON.stringify(columns), partitionBy.join(','), JSON.stringify(properties)]);
+  python(['create', path, JSON.stringify(columns), partitionBy.join(','), JSON.stringify(properties)], storage);
 }
 
 /** Records a txn version for an app id with an empty commit, as another writer would. */
 export function setTxnWithPython(path: string, appId: string, version: number): void {
   python(['set-txn', path, appId, String(version)]);
+}
+
+/** Appends rows, as another writer would. */
+export function appendWithPython(path: string, rows: Array<Record<string, unknown>>): void {
+  python(['append', path, JSON.stringify(rows)]);
 }
 
 /** The sample schema used by most tests (the partition column last). */

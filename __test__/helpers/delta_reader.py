@@ -8,6 +8,10 @@ Commands (JSON on stdout):
                                    PARTS a comma-separated list of partition columns, CONFIG_JSON
                                    table properties
   set-txn PATH APP_ID VERSION      commits an empty append carrying a txn action
+  append PATH ROWS_JSON            appends rows (a JSON list of objects) in the table's schema
+
+Object-store tables (s3://...) take their storage options from the KDR_STORAGE_OPTIONS
+environment variable (a JSON object).
 """
 import json
 import os
@@ -15,6 +19,8 @@ import sys
 
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+
+OPTIONS = json.loads(os.environ.get("KDR_STORAGE_OPTIONS") or "{}") or None
 
 TYPES = {
     "string": pa.string(),
@@ -37,7 +43,7 @@ def plain(value):
 
 
 def read(path):
-    dt = DeltaTable(path)
+    dt = DeltaTable(path, storage_options=OPTIONS)
     table = dt.to_pyarrow_table()
     rows = [{k: plain(v) for k, v in row.items()} for row in table.to_pylist()]
     history = dt.history()
@@ -52,7 +58,7 @@ def read(path):
 
 
 def txn(path, app_ids):
-    dt = DeltaTable(path)
+    dt = DeltaTable(path, storage_options=OPTIONS)
     print(json.dumps({a: dt.transaction_version(a) for a in app_ids}))
 
 
@@ -61,22 +67,30 @@ def create(path, schema_json, parts, config_json="{}"):
     schema = pa.schema(fields)
     partition_by = [p for p in parts.split(",") if p]
     write_deltalake(path, schema.empty_table(), partition_by=partition_by or None, mode="error",
-                    configuration=json.loads(config_json) or None)
-    print(json.dumps({"version": DeltaTable(path).version()}))
+                    configuration=json.loads(config_json) or None, storage_options=OPTIONS)
+    print(json.dumps({"version": DeltaTable(path, storage_options=OPTIONS).version()}))
 
 
 def set_txn(path, app_id, version):
-    dt = DeltaTable(path)
+    dt = DeltaTable(path, storage_options=OPTIONS)
     empty = pa.schema(dt.schema().to_arrow()).empty_table()
     props = CommitProperties(app_transactions=[Transaction(app_id=app_id, version=int(version))])
-    write_deltalake(path, empty, mode="append", commit_properties=props)
-    print(json.dumps({"version": DeltaTable(path).version()}))
+    write_deltalake(path, empty, mode="append", commit_properties=props, storage_options=OPTIONS)
+    print(json.dumps({"version": DeltaTable(path, storage_options=OPTIONS).version()}))
+
+
+def append(path, rows_json):
+    dt = DeltaTable(path, storage_options=OPTIONS)
+    schema = pa.schema(dt.schema().to_arrow())
+    write_deltalake(path, pa.Table.from_pylist(json.loads(rows_json), schema=schema), mode="append",
+                    storage_options=OPTIONS)
+    print(json.dumps({"version": DeltaTable(path, storage_options=OPTIONS).version()}))
 
 
 if __name__ == "__main__":
     command, *args = sys.argv[1:]
     {"read": lambda: read(*args), "txn": lambda: txn(args[0], args[1:]), "create": lambda: create(*args),
-     "set-txn": lambda: set_txn(*args)}[command]()
+     "set-txn": lambda: set_txn(*args), "append": lambda: append(*args)}[command]()
     sys.stdout.flush()
     # deltalake's runtime threads can abort the interpreter's teardown ("terminate called without
     # an active exception"); the answer is already written, so leave without it.

@@ -295,6 +295,12 @@ export function crossProblems(input: unknown): ConfigProblem[] {
     add('delta.merge_keys', 'is required in MERGE mode (list the columns that identify a row, or set dedup.keys)');
   }
   if (mode === 'INSERT' && raw('delta.delete_when') !== undefined) add('delta.delete_when', 'is only allowed when delta.mode is MERGE');
+  if (mode === 'MERGE' && Array.isArray(mergeKeys) && Array.isArray(dedupKeys) && dedupKeys.length > 0) {
+    const same = mergeKeys.length === dedupKeys.length && mergeKeys.every((k) => dedupKeys.includes(k));
+    if (!same) {
+      add('dedup.keys', `must equal delta.merge_keys in MERGE mode (rows are consolidated on the merge keys [${mergeKeys.join(', ')}]); remove one of them`);
+    }
+  }
 
   // dead letters
   const dlKind = leaf(input, 'dead_letter.kind', deadLetterShape.kind) ?? 'delta';

@@ -59,7 +59,34 @@ const DEFAULT_PROPERTIES: Readonly<Record<string, string>> = {
   'fetch.queue.backoff.ms': '10',
   'partition.assignment.strategy': 'cooperative-sticky',
   'socket.keepalive.enable': 'true',
+  // Consumer lag for the metrics comes from librdkafka's statistics.
+  'statistics.interval.ms': '5000',
 };
+
+/** How far a partition's committed position is behind its high watermark. */
+export interface PartitionLag extends PartitionRef {
+  /** Messages between the last offset committed after a Delta commit and the high watermark. */
+  readonly lag: number;
+}
+
+/** The shape of librdkafka's statistics JSON we read (see its STATISTICS.md). */
+interface LibrdkafkaStatistics {
+  topics?: Record<string, { partitions?: Record<string, { partition?: number; consumer_lag?: number }> }>;
+}
+
+/** Per-partition lags from one librdkafka statistics report. */
+export function lagsFromStatistics(json: string): PartitionLag[] {
+  const stats = JSON.parse(json) as LibrdkafkaStatistics;
+  const lags: PartitionLag[] = [];
+  for (const [topic, t] of Object.entries(stats.topics ?? {})) {
+    for (const p of Object.values(t.partitions ?? {})) {
+      // Partition -1 is librdkafka's internal unassigned queue; lag -1 means unknown yet.
+      if (p.partition === undefined || p.partition < 0 || p.consumer_lag === undefined || p.consumer_lag < 0) continue;
+      lags.push({ topic, partition: p.partition, lag: p.consumer_lag });
+    }
+  }
+  return lags;
+}
 
 /** Consumes the configured topics in batches. */
 export class KafkaSource {
@@ -146,6 +173,20 @@ export class KafkaSource {
         if (err) reject(new KafkaError('KAFKA_CONSUME', `consuming failed: ${err.message}`, { cause: err }));
         else resolve(messages);
       });
+    });
+  }
+
+  /** Calls `listener` with the lag of every assigned partition at each statistics interval. */
+  onLag(listener: (lags: PartitionLag[]) => void): void {
+    this.#consumer.on('event.stats', (event: { message?: string }) => {
+      try {
+        if (typeof event.message === 'string') {
+          const owned = lagsFromStatistics(event.message).filter((l) => this.#assigned.has(partitionKey(l.topic, l.partition)));
+          listener(owned);
+        }
+      } catch (error) {
+        this.#log.debug('unreadable librdkafka statistics', { error });
+      }
     });
   }
 

@@ -5,6 +5,27 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Message } from 'node-rdkafka';
 import type { FlushSummary } from '../pipeline/flush.js';
+import { nativeStepTotals, type NativeStepTotals } from '../native.js';
+
+const NATIVE_STEPS = ['decode', 'dedup', 'write'] as const satisfies ReadonlyArray<keyof NativeStepTotals>;
+
+/**
+ * A counter whose value is read from the native core's totals at scrape time (prom-client counters
+ * only count up, so each collect resets it to the total).
+ */
+function nativeStepCounter(name: string, help: string, field: 'seconds' | 'calls' | 'rows', registers: Registry[]): Counter<'step'> {
+  return new Counter({
+    name,
+    help,
+    labelNames: ['step'],
+    registers,
+    collect() {
+      const totals = nativeStepTotals();
+      this.reset();
+      for (const step of NATIVE_STEPS) this.inc({ step }, totals[step][field]);
+    },
+  });
+}
 
 /** The pipeline's metrics, in a registry of their own that an embedder can merge. */
 export class PipelineMetrics {
@@ -13,6 +34,7 @@ export class PipelineMetrics {
   readonly #messagesConsumed: Counter<'topic'>;
   readonly #bytesConsumed: Counter<'topic'>;
   readonly #recordsWritten: Counter<'table'>;
+  readonly #recordsDeduplicated: Counter<'table'>;
   readonly #deadLetters: Counter<'topic' | 'reason'>;
   readonly #flushDuration: Histogram;
   readonly #commitDuration: Histogram;
@@ -22,6 +44,7 @@ export class PipelineMetrics {
   readonly #stagedBytes: Gauge<'location'>;
   readonly #tableVersion: Gauge<'table'>;
   readonly #lastCommit: Gauge<'table'>;
+  readonly #consumerLag: Gauge<'topic' | 'partition'>;
 
   constructor(options: { registry?: Registry; defaultMetrics?: boolean } = {}) {
     const registry = options.registry ?? new Registry();
@@ -43,6 +66,12 @@ export class PipelineMetrics {
     this.#recordsWritten = new Counter({
       name: 'kafka_delta_records_written_total',
       help: 'Rows committed to the Delta table.',
+      labelNames: ['table'],
+      registers,
+    });
+    this.#recordsDeduplicated = new Counter({
+      name: 'kafka_delta_records_deduplicated_total',
+      help: 'Rows consolidated away at flush: duplicates of a key, or folded into its merged row.',
       labelNames: ['table'],
       registers,
     });
@@ -98,6 +127,21 @@ export class PipelineMetrics {
       labelNames: ['table'],
       registers,
     });
+    nativeStepCounter('kafka_delta_native_step_seconds_total', 'Seconds spent in native steps: decode (JSON to Arrow), dedup (consolidation), write (Parquet and commit); process-wide.', 'seconds', registers);
+    nativeStepCounter('kafka_delta_native_step_calls_total', 'Calls of native steps; process-wide.', 'calls', registers);
+    nativeStepCounter('kafka_delta_native_step_rows_total', 'Rows through native steps (decode: messages, dedup: rows in, write: rows written); process-wide.', 'rows', registers);
+    this.#consumerLag = new Gauge({
+      name: 'kafka_delta_consumer_lag',
+      help: 'Messages between the position committed after the last Delta commit and the high watermark (librdkafka statistics).',
+      labelNames: ['topic', 'partition'],
+      registers,
+    });
+  }
+
+  /** Records the lag of the partitions this consumer owns; drops partitions it no longer owns. */
+  consumerLag(lags: ReadonlyArray<{ topic: string; partition: number; lag: number }>): void {
+    this.#consumerLag.reset();
+    for (const l of lags) this.#consumerLag.set({ topic: l.topic, partition: String(l.partition) }, l.lag);
   }
 
   /** Counts a consumed batch. */
@@ -134,6 +178,7 @@ export class PipelineMetrics {
   /** Records a committed flush. */
   flushed(table: string, summary: FlushSummary, commitSeconds: number, attempts: number): void {
     this.#recordsWritten.inc({ table }, summary.rowsWritten);
+    this.#recordsDeduplicated.inc({ table }, summary.rowsDeduplicated);
     this.#flushDuration.observe(summary.durationMs / 1000);
     this.#commitDuration.observe(commitSeconds);
     if (attempts > 1) {

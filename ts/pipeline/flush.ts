@@ -7,7 +7,7 @@ import type { PartitionStart } from '../kafka/consumer.js';
 import type { Logger } from '../log.js';
 import type { PipelineMetrics } from '../metrics/metrics.js';
 import type { Stage } from '../stage.js';
-import type { DeltaTarget } from '../table.js';
+import type { DeltaTarget, DedupOptions, MergeOptions, MergeStats } from '../table.js';
 
 /** What one flush committed. */
 export interface FlushSummary {
@@ -16,6 +16,10 @@ export interface FlushSummary {
   readonly rowsWritten: number;
   /** Rows the table already held (a replay after a crash). */
   readonly rowsSkipped: number;
+  /** Rows folded into another row with the same key, or dropped as its duplicates. */
+  readonly rowsDeduplicated: number;
+  /** What the MERGE did, in MERGE mode. */
+  readonly merge: MergeStats | undefined;
   readonly deadLetters: number;
   /** Days (`YYYY-MM-DD`) written into. */
   readonly days: readonly string[];
@@ -32,6 +36,8 @@ export interface FlusherOptions {
   topics: readonly string[];
   appId: (topic: string, partition: number) => string;
   maxAttempts: number;
+  /** Consolidation and MERGE settings of each row commit. */
+  write: { dedup?: DedupOptions; merge?: MergeOptions };
   metrics: PipelineMetrics;
   log: Logger;
   commitKafkaOffsets: (positions: readonly PartitionStart[]) => void;
@@ -45,7 +51,7 @@ export class Flusher {
   readonly #o: FlusherOptions;
   #inflight: Promise<FlushSummary | undefined> | undefined;
   #failure: unknown;
-  readonly totals = { rowsWritten: 0, deadLetters: 0, flushes: 0 };
+  readonly totals = { rowsWritten: 0, rowsDeduplicated: 0, deadLetters: 0, flushes: 0 };
 
   constructor(options: FlusherOptions) {
     this.#o = options;
@@ -116,7 +122,7 @@ export class Flusher {
     }
     await o.beforeCommit();
     const commitStarted = performance.now();
-    const result = await o.target.commitRows(segment, appIds, o.maxAttempts);
+    const result = await o.target.commitRows(segment, appIds, { maxAttempts: o.maxAttempts, ...o.write });
     const commitSeconds = (performance.now() - commitStarted) / 1000;
     const next = positions.map((p) => ({ topic: topicOf(p.topicIndex), partition: p.partition, offset: p.lastOffset + 1 }));
     o.commitKafkaOffsets(next);
@@ -125,12 +131,15 @@ export class Flusher {
       version: result.version ?? undefined,
       rowsWritten: result.rowsWritten,
       rowsSkipped: result.rowsSkipped,
+      rowsDeduplicated: result.rowsDeduplicated,
+      merge: result.merge ?? undefined,
       deadLetters,
       days,
       positions: next,
       durationMs: performance.now() - started,
     };
     this.totals.rowsWritten += result.rowsWritten;
+    this.totals.rowsDeduplicated += result.rowsDeduplicated;
     this.totals.deadLetters += deadLetters;
     this.totals.flushes += 1;
     o.metrics.flushed(o.target.uri, summary, commitSeconds, result.attempts);
@@ -138,6 +147,14 @@ export class Flusher {
       version: summary.version,
       rows: summary.rowsWritten,
       skipped: summary.rowsSkipped,
+      deduplicated: summary.rowsDeduplicated,
+      ...(summary.merge && {
+        updated: summary.merge.rowsUpdated,
+        inserted: summary.merge.rowsInserted,
+        deleted: summary.merge.rowsDeleted,
+        filesScanned: summary.merge.filesScanned,
+        filesSkipped: summary.merge.filesSkipped,
+      }),
       deadLetters,
       days: days.join(','),
       ms: Math.round(summary.durationMs),

@@ -17,8 +17,8 @@ import { PipelineMetrics } from '../metrics/metrics.js';
 import { CaughtUpTracker } from './caught-up.js';
 import { Flusher, type FlushSummary } from './flush.js';
 import { kafkaProperties, txnAppId } from './identity.js';
-import { stageOptions } from './stage-options.js';
-import { checkSupported } from './validate.js';
+import { stageOptions, writeOptions } from './stage-options.js';
+import { checkSupported, checkTableFits } from './validate.js';
 
 export type { FlushSummary };
 
@@ -56,6 +56,8 @@ export interface PipelineOptions {
 export interface RunSummary {
   readonly messages: number;
   readonly rowsWritten: number;
+  /** Rows consolidated away (duplicates, or folded into a row with the same key). */
+  readonly rowsDeduplicated: number;
   readonly deadLetters: number;
   readonly flushes: number;
   /** Seconds from the start of consumption to the last commit. */
@@ -115,7 +117,7 @@ export class Pipeline {
     const { config } = this;
     configureThreads(config.concurrency.numThreads);
     const target = await DeltaTarget.open(config.delta.tablePath, config.delta.storageOptions);
-    target.checkWritable(config.delta.mode);
+    checkTableFits(config, target);
     this.#target = target;
     this.metrics.tableVersion(target.uri, target.info().version);
     this.#stage = target.createStage(stageOptions(config));
@@ -136,6 +138,7 @@ export class Pipeline {
       topics: config.kafka.topics,
       appId: (topic, partition) => txnAppId(config.kafka.groupId, topic, partition),
       maxAttempts: config.concurrency.retryAttempts + 1,
+      write: writeOptions(config),
       metrics: this.metrics,
       log: this.#log,
       commitKafkaOffsets: (positions) => this.#source?.commitOffsets(positions),
@@ -157,6 +160,7 @@ export class Pipeline {
       },
       this.#log,
     );
+    this.#source.onLag((lags) => this.metrics.consumerLag(lags));
     await this.#source.connect();
     if (this.#untilCaughtUp) {
       this.#caughtUp = new CaughtUpTracker((parts) => this.#recordedPositions(parts));
@@ -260,6 +264,7 @@ export class Pipeline {
       return {
         messages: this.#messages,
         rowsWritten: flusher.totals.rowsWritten,
+        rowsDeduplicated: flusher.totals.rowsDeduplicated,
         deadLetters: flusher.totals.deadLetters,
         flushes: flusher.totals.flushes,
         seconds: (performance.now() - this.#startedAt) / 1000,

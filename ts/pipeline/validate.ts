@@ -13,8 +13,6 @@ import { stageOptions } from './stage-options.js';
 export function checkSupported(config: Config): void {
   const problems: ConfigProblem[] = [];
   const later = 'is not supported by this version yet; remove it';
-  if (config.delta.mode === 'MERGE') problems.push({ key: 'delta.mode', message: `MERGE ${later} (INSERT works)` });
-  if (config.dedup.keys.length > 0) problems.push({ key: 'dedup.keys', message: `deduplication ${later}` });
   if (config.batch.schedule !== undefined) problems.push({ key: 'batch.schedule', message: `a flush schedule ${later}; use batch.batch_interval` });
   if (problems.length > 0) throw new ConfigError(problems, 'configuration uses features not available yet');
 }
@@ -34,6 +32,17 @@ export interface ValidationReport {
 export async function validateTarget(config: Config): Promise<ValidationReport> {
   checkSupported(config);
   const target = await DeltaTarget.open(config.delta.tablePath, config.delta.storageOptions);
+  const info = checkTableFits(config, target);
+  const deadLetterSink =
+    config.deadLetter.kind === 'delta' ? `Delta table ${config.deadLetter.tablePath}` : `Kafka topic ${config.deadLetter.topic}`;
+  return { table: info, deadLetterSink };
+}
+
+/**
+ * Checks an opened table against the configuration (what {@link validateTarget} checks, without
+ * opening anything); returns the table's description. Throws a typed error naming the problem.
+ */
+export function checkTableFits(config: Config, target: DeltaTarget): TableInfo {
   target.checkWritable(config.delta.mode);
   const info = target.info();
   const columns = new Set(info.columns.map((c) => c.name));
@@ -55,12 +64,18 @@ export async function validateTarget(config: Config): Promise<ValidationReport> 
       if (!columns.has(name)) problems.push(`${key} names column ${JSON.stringify(name)}, which the table does not have`);
     }
   }
+  if (config.delta.deleteWhen !== undefined) {
+    try {
+      target.checkDeleteWhen(config.delta.deleteWhen);
+    } catch (error) {
+      const reason = error instanceof Error ? error.message.replace(/^invalid argument: /, '') : String(error);
+      throw new ConfigError([{ key: 'delta.delete_when', message: `${JSON.stringify(config.delta.deleteWhen)} ${reason}` }]);
+    }
+  }
   if (problems.length > 0) {
     throw new SchemaMismatchError('SCHEMA_MISMATCH', `the table at ${info.uri} does not fit the configuration:\n  - ${problems.join('\n  - ')}`);
   }
   // Building a stage resolves the day source and metadata columns against the schema.
   target.createStage(stageOptions(config));
-  const deadLetterSink =
-    config.deadLetter.kind === 'delta' ? `Delta table ${config.deadLetter.tablePath}` : `Kafka topic ${config.deadLetter.topic}`;
-  return { table: info, deadLetterSink };
+  return info;
 }

@@ -1,0 +1,94 @@
+/**
+ * One dedup measurement in its own process (the native pool's size is fixed at first use):
+ * `node --import tsx bench/dedup-case.ts <rows> <native|typescript> [threads]` prints one JSON line.
+ *
+ * Data: `rows` records (id, version, name, amount); 80% distinct ids, 20% repeats of earlier ids,
+ * in shuffled order. Both implementations keep the greatest version per id (`last`).
+ */
+import { Float64, Int32, Table, Utf8, tableFromIPC, tableToIPC, vectorFromArray } from 'apache-arrow';
+import { configureThreads, dedup } from '../ts/index.js';
+
+interface Row {
+  id: string;
+  version: number;
+  name: string;
+  amount: number;
+}
+
+/** A small deterministic generator (mulberry32), so every run sees the same data. */
+function random(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function makeRows(n: number): Row[] {
+  const rand = random(42);
+  const distinct = Math.floor(n * 0.8);
+  const rows: Row[] = new Array<Row>(n);
+  for (let r = 0; r < n; r += 1) {
+    const key = r < distinct ? r : Math.floor(rand() * distinct);
+    rows[r] = { id: `user-${key}`, version: Math.floor(rand() * 1000), name: `name-${r % 9973}-payload`, amount: r / 7 };
+  }
+  for (let r = n - 1; r > 0; r -= 1) {
+    const k = Math.floor(rand() * (r + 1));
+    const swap = rows[r] as Row;
+    rows[r] = rows[k] as Row;
+    rows[k] = swap;
+  }
+  return rows;
+}
+
+function typescriptDedup(rows: readonly Row[]): Row[] {
+  const best = new Map<string, number>();
+  for (let r = 0; r < rows.length; r += 1) {
+    const row = rows[r] as Row;
+    const seen = best.get(row.id);
+    if (seen === undefined || (rows[seen] as Row).version <= row.version) best.set(row.id, r);
+  }
+  const kept = [...best.values()].sort((a, b) => a - b);
+  return kept.map((r) => rows[r] as Row);
+}
+
+async function main(): Promise<void> {
+  const [rowsArg, impl, threadsArg] = process.argv.slice(2);
+  const n = Number(rowsArg);
+  if (!Number.isInteger(n) || n <= 0 || (impl !== 'native' && impl !== 'typescript')) {
+    throw new Error('usage: dedup-case.ts <rows> <native|typescript> [threads]');
+  }
+  const rows = makeRows(n);
+  let seconds: number;
+  let kept: number;
+  if (impl === 'typescript') {
+    const started = performance.now();
+    kept = typescriptDedup(rows).length;
+    seconds = (performance.now() - started) / 1000;
+  } else {
+    const threads = configureThreads(Number(threadsArg ?? 0));
+    const ipc = tableToIPC(
+      new Table({
+        id: vectorFromArray(rows.map((r) => r.id), new Utf8()),
+        version: vectorFromArray(rows.map((r) => r.version), new Int32()),
+        name: vectorFromArray(rows.map((r) => r.name), new Utf8()),
+        amount: vectorFromArray(rows.map((r) => r.amount), new Float64()),
+      }),
+      'stream',
+    );
+    rows.length = 0;
+    // Timed: the library call as an embedder makes it, IPC read and write included.
+    const started = performance.now();
+    const out = await dedup(ipc, { keys: ['id'], orderBy: 'version' });
+    seconds = (performance.now() - started) / 1000;
+    kept = tableFromIPC(out).numRows;
+    process.stdout.write(`${JSON.stringify({ case: 'dedup', impl, threads, rows: n, kept, seconds, rowsPerSecond: n / seconds })}\n`);
+    return;
+  }
+  process.stdout.write(`${JSON.stringify({ case: 'dedup', impl, threads: 1, rows: n, kept, seconds, rowsPerSecond: n / seconds })}\n`);
+}
+
+await main();

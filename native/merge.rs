@@ -1,0 +1,204 @@
+//! MERGE commits: consolidated rows merged into the table on the merge keys, restricted to the
+//! day partitions present in the batch so only those are scanned and rewritten.
+
+use std::ops::Not;
+
+use deltalake::arrow::array::RecordBatch;
+use deltalake::datafusion::common::ScalarValue;
+use deltalake::datafusion::prelude::{coalesce, lit, Column, Expr, SessionContext};
+use deltalake::kernel::transaction::CommitProperties;
+use deltalake::operations::merge::MergeMetrics;
+use deltalake::{DeltaTable, DeltaTableError};
+use napi_derive::napi;
+
+use crate::dedup::DedupStrategy;
+
+/// How rows are merged.
+#[derive(Debug, Clone)]
+pub struct MergeSpec {
+    pub keys: Vec<String>,
+    pub partition_column: String,
+    /// A SQL predicate over the incoming row; matching rows delete their target row and are not
+    /// inserted.
+    pub delete_when: Option<String>,
+    /// How rows were consolidated; decides which of a table row and an incoming row wins.
+    pub strategy: DedupStrategy,
+    /// The column ordering rows of a key; without it, arrival order (the table's row arrived
+    /// before any incoming row).
+    pub order_by: Option<String>,
+}
+
+impl MergeSpec {
+    /// When an incoming row may replace (or delete) the table's row: the same order the flush's
+    /// consolidation used, so a late record with an older version never overwrites a newer one.
+    /// `None`: always; `Some(false)`: never (`first` without an order column).
+    fn replaces(&self) -> Option<Expr> {
+        match (&self.order_by, self.strategy) {
+            (None, DedupStrategy::First) => Some(lit(false)),
+            (None, _) => None,
+            // Nulls order first, as in consolidation.
+            (Some(o), DedupStrategy::First) => Some(
+                source(o)
+                    .is_null()
+                    .and(target(o).is_not_null())
+                    .or(source(o).lt(target(o))),
+            ),
+            (Some(o), _) => Some(target(o).is_null().or(source(o).gt_eq(target(o)))),
+        }
+    }
+}
+
+/// What a MERGE did, from delta-rs's merge metrics.
+#[napi(object)]
+#[derive(Debug, Clone, Default)]
+pub struct MergeStats {
+    pub rows_inserted: u32,
+    pub rows_updated: u32,
+    pub rows_deleted: u32,
+    /// Unchanged rows rewritten because they share a file with changed ones.
+    pub rows_copied: u32,
+    /// Files of the table read to find matches.
+    pub files_scanned: u32,
+    /// Files pruned before the scan.
+    pub files_skipped: u32,
+    pub files_added: u32,
+    pub files_removed: u32,
+}
+
+impl From<&MergeMetrics> for MergeStats {
+    fn from(m: &MergeMetrics) -> Self {
+        let n = |v: usize| v as u32;
+        MergeStats {
+            rows_inserted: n(m.num_target_rows_inserted),
+            rows_updated: n(m.num_target_rows_updated),
+            rows_deleted: n(m.num_target_rows_deleted),
+            rows_copied: n(m.num_target_rows_copied),
+            files_scanned: n(m.num_target_files_scanned),
+            files_skipped: n(m.num_target_files_skipped_during_scan),
+            files_added: n(m.num_target_files_added),
+            files_removed: n(m.num_target_files_removed),
+        }
+    }
+}
+
+const SOURCE: &str = "source";
+const TARGET: &str = "target";
+/// Added to the source when `delete_when` is set; never written (it is not a table column).
+const DELETE_FLAG: &str = "__kdr_delete";
+
+fn source(name: &str) -> Expr {
+    Expr::Column(Column::new(Some(SOURCE), name))
+}
+
+fn target(name: &str) -> Expr {
+    Expr::Column(Column::new(Some(TARGET), name))
+}
+
+/// Merges `day_batches` (one consolidated batch per day, table columns only) into `table` in one
+/// commit carrying `properties`.
+pub async fn merge_rows(
+    table: &DeltaTable,
+    day_batches: Vec<RecordBatch>,
+    spec: &MergeSpec,
+    properties: CommitProperties,
+) -> Result<(DeltaTable, MergeStats), DeltaTableError> {
+    let Some(schema) = day_batches.first().map(RecordBatch::schema) else {
+        return Err(DeltaTableError::Generic("nothing to merge".into()));
+    };
+    let partition_index = schema.index_of(&spec.partition_column)?;
+    let mut days: Vec<Expr> = Vec::with_capacity(day_batches.len());
+    for batch in day_batches.iter().filter(|b| b.num_rows() > 0) {
+        let day = ScalarValue::try_from_array(batch.column(partition_index), 0)?;
+        days.push(lit(day));
+    }
+
+    let ctx = SessionContext::new();
+    let mut rows = ctx.read_batches(day_batches)?;
+    let deleting = match &spec.delete_when {
+        Some(sql) => {
+            let condition = ctx.parse_sql_expr(sql, rows.schema())?;
+            rows = rows.with_column(DELETE_FLAG, coalesce(vec![condition, lit(false)]))?;
+            true
+        }
+        None => false,
+    };
+
+    // The literal days let delta-rs prune every other partition before it scans.
+    let partition = spec.partition_column.as_str();
+    let mut predicate = target(partition)
+        .in_list(days, false)
+        .and(target(partition).eq(source(partition)));
+    for key in &spec.keys {
+        predicate = predicate.and(target(key).eq(source(key)));
+    }
+
+    let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+    let updated: Vec<&String> = columns
+        .iter()
+        .filter(|c| c.as_str() != partition && !spec.keys.contains(c))
+        .collect();
+
+    let replaces = spec.replaces();
+    let updates = !updated.is_empty() && replaces != Some(lit(false));
+    let with_guard = |condition: Option<Expr>| match (condition, replaces.clone()) {
+        (Some(c), Some(r)) => Some(c.and(r)),
+        (c, r) => c.or(r),
+    };
+    let mut merge = table
+        .clone()
+        .merge(rows, predicate)
+        .with_source_alias(SOURCE)
+        .with_target_alias(TARGET)
+        .with_commit_properties(properties);
+    if deleting {
+        let condition = with_guard(Some(source(DELETE_FLAG))).unwrap_or(lit(true));
+        merge = merge.when_matched_delete(|delete| delete.predicate(condition))?;
+    }
+    if updates {
+        merge = merge.when_matched_update(|mut update| {
+            if let Some(condition) = with_guard(None) {
+                update = update.predicate(condition);
+            }
+            for column in &updated {
+                let value = if spec.strategy == DedupStrategy::Merge {
+                    coalesce(vec![source(column), target(column)])
+                } else {
+                    source(column)
+                };
+                update = update.update(column.as_str(), value);
+            }
+            update
+        })?;
+    }
+    merge = merge.when_not_matched_insert(|mut insert| {
+        if deleting {
+            insert = insert.predicate(source(DELETE_FLAG).not());
+        }
+        for column in &columns {
+            insert = insert.set(column.as_str(), source(column));
+        }
+        insert
+    })?;
+    let (table, metrics) = merge.await?;
+    Ok((table, MergeStats::from(&metrics)))
+}
+
+/// Checks that `delete_when` is a boolean SQL predicate over the table's columns, so a typo
+/// fails at startup rather than at the first flush.
+pub fn check_delete_when(
+    schema: &deltalake::arrow::datatypes::Schema,
+    sql: &str,
+) -> Result<(), String> {
+    use deltalake::arrow::datatypes::DataType;
+    use deltalake::datafusion::common::DFSchema;
+    use deltalake::datafusion::logical_expr::ExprSchemable;
+
+    let df_schema = DFSchema::try_from(schema.clone()).map_err(|e| e.to_string())?;
+    let expr = SessionContext::new()
+        .parse_sql_expr(sql, &df_schema)
+        .map_err(|e| e.to_string())?;
+    match expr.get_type(&df_schema).map_err(|e| e.to_string())? {
+        DataType::Boolean | DataType::Null => Ok(()),
+        other => Err(format!("is of type {other}, not a condition")),
+    }
+}
