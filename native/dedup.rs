@@ -9,9 +9,12 @@ use std::ops::Range;
 
 use ahash::RandomState;
 use deltalake::arrow::array::{
-    make_comparator, Array, ArrayRef, DynComparator, RecordBatch, UInt32Array,
+    make_comparator, Array, ArrayRef, DynComparator, LargeStringArray, RecordBatch, StringArray,
+    StringViewArray, UInt32Array,
 };
+use deltalake::arrow::buffer::NullBuffer;
 use deltalake::arrow::compute::{concat_batches, take, take_record_batch, SortOptions};
+use deltalake::arrow::datatypes::DataType;
 use deltalake::arrow::ipc::reader::StreamReader;
 use deltalake::arrow::ipc::writer::StreamWriter;
 use deltalake::arrow::row::{RowConverter, Rows, SortField};
@@ -62,24 +65,6 @@ const HASH_SEEDS: [u64; 4] = [
     0xa409_3822_299f_31d0,
     0x082e_fa98_ec4e_6c89,
 ];
-
-/// A group of rows sharing a key, in one bucket.
-struct Group {
-    hash: u64,
-    /// The first row seen, then (for `last`/`first`) the row currently winning.
-    row: u32,
-    /// Further rows of the key, for `merge` (no allocation while a key is unique).
-    more: Vec<u32>,
-}
-
-/// The key rows of one chunk of the input.
-struct KeyChunk {
-    start: usize,
-    rows: Rows,
-    hashes: Vec<u64>,
-    /// Rows with a null key component; they are never grouped.
-    null_key: Vec<bool>,
-}
 
 fn column_by_name(batch: &RecordBatch, name: &str, role: &str) -> CoreResult<ArrayRef> {
     batch
@@ -135,36 +120,37 @@ pub fn dedup(batch: &RecordBatch, spec: &DedupSpec) -> CoreResult<Deduplicated> 
         by_value.then(a.cmp(&b))
     };
 
-    let chunks = key_chunks(&keys, n)?;
-    let keyed = KeyedRows {
-        chunk_len: chunks.first().map_or(n, |c| c.hashes.len()).max(1),
-        chunks,
-    };
+    let key = KeyBytes::new(&keys, n)?;
+    let hasher =
+        RandomState::with_seeds(HASH_SEEDS[0], HASH_SEEDS[1], HASH_SEEDS[2], HASH_SEEDS[3]);
+    let hashes: Vec<u64> = (0..n)
+        .into_par_iter()
+        .with_min_len(MIN_CHUNK)
+        .map(|r| hasher.hash_one(key.bytes(r)))
+        .collect();
+    let null_key = |r: usize| key.nulls.as_ref().is_some_and(|nulls| nulls.is_null(r));
 
     let bucket_count = (rayon::current_num_threads() * 4)
         .next_power_of_two()
         .min(128);
-    let buckets = spread(&keyed.chunks, bucket_count);
+    let buckets = spread(&hashes, &null_key, bucket_count);
     let strategy = spec.strategy;
-    let grouped: Vec<(Vec<Group>, Vec<u32>)> = buckets
+    let grouped: Vec<Bucket> = buckets
         .into_par_iter()
-        .map(|rows| group_bucket(&rows, &keyed, strategy, &before))
+        .map(|rows| group_bucket(&rows, &hashes, &key, &null_key, strategy, &before))
         .collect();
 
-    let mut groups: Vec<Group> = Vec::new();
-    let mut passthrough: Vec<u32> = Vec::new();
-    for (g, p) in grouped {
-        groups.extend(g);
-        passthrough.extend(p);
-    }
     let output = match strategy {
         DedupStrategy::Last | DedupStrategy::First => {
-            let mut kept: Vec<u32> = groups.iter().map(|g| g.row).collect();
-            kept.extend(passthrough);
+            let mut kept: Vec<u32> = Vec::with_capacity(grouped.iter().map(Bucket::len).sum());
+            for bucket in &grouped {
+                kept.extend(&bucket.winners);
+                kept.extend(&bucket.passthrough);
+            }
             kept.par_sort_unstable();
             take_record_batch(batch, &UInt32Array::from(kept))?
         }
-        DedupStrategy::Merge => fold(batch, groups, passthrough, &before)?,
+        DedupStrategy::Merge => fold(batch, grouped, &before)?,
     };
     Ok(Deduplicated {
         removed: n - output.num_rows(),
@@ -172,62 +158,111 @@ pub fn dedup(batch: &RecordBatch, spec: &DedupSpec) -> CoreResult<Deduplicated> 
     })
 }
 
-/// The key rows of all chunks, addressed by input row.
-struct KeyedRows {
-    chunks: Vec<KeyChunk>,
-    /// Rows per chunk (the last one may hold fewer).
-    chunk_len: usize,
+/// The bytes that identify each row's key: read straight from a single string or fixed-width
+/// column, or from Arrow's row format (converted column-wise, one buffer per chunk) for
+/// composite keys and other types.
+struct KeyBytes {
+    access: KeyAccess,
+    /// Rows with a null in any key column; they are never grouped.
+    nulls: Option<NullBuffer>,
 }
 
-impl KeyedRows {
-    fn locate(&self, row: u32) -> (&KeyChunk, usize) {
-        let chunk = &self.chunks[row as usize / self.chunk_len];
-        (chunk, row as usize - chunk.start)
-    }
-
-    fn bytes(&self, row: u32) -> &[u8] {
-        let (chunk, local) = self.locate(row);
-        chunk.rows.row(local).data()
-    }
+enum KeyAccess {
+    Utf8(StringArray),
+    LargeUtf8(LargeStringArray),
+    Utf8View(StringViewArray),
+    /// Little-endian value bytes of a primitive column.
+    Fixed {
+        values: deltalake::arrow::buffer::Buffer,
+        width: usize,
+    },
+    Rows {
+        chunks: Vec<Rows>,
+        chunk_len: usize,
+    },
 }
 
-/// Converts and hashes the key columns in parallel chunks.
-fn key_chunks(keys: &[ArrayRef], n: usize) -> CoreResult<Vec<KeyChunk>> {
-    let threads = rayon::current_num_threads().max(1);
-    let chunk = n.div_ceil(threads * 4).max(MIN_CHUNK);
-    let ranges: Vec<Range<usize>> = (0..n)
-        .step_by(chunk)
-        .map(|s| s..(s + chunk).min(n))
-        .collect();
-    let fields: Vec<SortField> = keys
-        .iter()
-        .map(|k| SortField::new(k.data_type().clone()))
-        .collect();
-    let hasher =
-        RandomState::with_seeds(HASH_SEEDS[0], HASH_SEEDS[1], HASH_SEEDS[2], HASH_SEEDS[3]);
-    ranges
-        .into_par_iter()
-        .map(|range| {
-            let sliced: Vec<ArrayRef> = keys
-                .iter()
-                .map(|k| k.slice(range.start, range.len()))
-                .collect();
-            let converter = RowConverter::new(fields.clone())?;
-            let rows = converter.convert_columns(&sliced)?;
-            let hashes = (0..rows.num_rows())
-                .map(|r| hasher.hash_one(rows.row(r).data()))
-                .collect();
-            let null_key = (0..range.len())
-                .map(|r| sliced.iter().any(|k| k.is_null(r)))
-                .collect();
-            Ok(KeyChunk {
-                start: range.start,
-                rows,
-                hashes,
-                null_key,
+impl KeyBytes {
+    fn new(keys: &[ArrayRef], n: usize) -> CoreResult<Self> {
+        let nulls = keys
+            .iter()
+            .fold(None, |acc: Option<NullBuffer>, k| {
+                NullBuffer::union(acc.as_ref(), k.logical_nulls().as_ref())
             })
-        })
-        .collect()
+            .filter(|nulls| nulls.null_count() > 0);
+        let single = match keys {
+            [only] => Self::single(only),
+            _ => None,
+        };
+        let access = match single {
+            Some(access) => access,
+            None => Self::rows(keys, n)?,
+        };
+        Ok(Self { access, nulls })
+    }
+
+    fn single(key: &ArrayRef) -> Option<KeyAccess> {
+        let any = key.as_any();
+        match key.data_type() {
+            DataType::Utf8 => any
+                .downcast_ref::<StringArray>()
+                .cloned()
+                .map(KeyAccess::Utf8),
+            DataType::LargeUtf8 => any
+                .downcast_ref::<LargeStringArray>()
+                .cloned()
+                .map(KeyAccess::LargeUtf8),
+            DataType::Utf8View => any
+                .downcast_ref::<StringViewArray>()
+                .cloned()
+                .map(KeyAccess::Utf8View),
+            t if t.is_primitive() => {
+                let width = t.primitive_width()?;
+                let data = key.to_data();
+                let values = data.buffers().first()?.slice(data.offset() * width);
+                Some(KeyAccess::Fixed { values, width })
+            }
+            _ => None,
+        }
+    }
+
+    fn rows(keys: &[ArrayRef], n: usize) -> CoreResult<KeyAccess> {
+        let threads = rayon::current_num_threads().max(1);
+        let chunk_len = n.div_ceil(threads * 4).max(MIN_CHUNK);
+        let fields: Vec<SortField> = keys
+            .iter()
+            .map(|k| SortField::new(k.data_type().clone()))
+            .collect();
+        let ranges: Vec<Range<usize>> = (0..n)
+            .step_by(chunk_len)
+            .map(|s| s..(s + chunk_len).min(n))
+            .collect();
+        let chunks = ranges
+            .into_par_iter()
+            .map(|range| {
+                let sliced: Vec<ArrayRef> = keys
+                    .iter()
+                    .map(|k| k.slice(range.start, range.len()))
+                    .collect();
+                RowConverter::new(fields.clone())?.convert_columns(&sliced)
+            })
+            .collect::<Result<Vec<Rows>, _>>()?;
+        Ok(KeyAccess::Rows { chunks, chunk_len })
+    }
+
+    fn bytes(&self, row: usize) -> &[u8] {
+        match &self.access {
+            KeyAccess::Utf8(a) => a.value(row).as_bytes(),
+            KeyAccess::LargeUtf8(a) => a.value(row).as_bytes(),
+            KeyAccess::Utf8View(a) => a.value(row).as_bytes(),
+            KeyAccess::Fixed { values, width } => {
+                &values.as_slice()[row * width..(row + 1) * width]
+            }
+            KeyAccess::Rows { chunks, chunk_len } => {
+                chunks[row / chunk_len].row(row % chunk_len).data()
+            }
+        }
+    }
 }
 
 /// Picks the bucket from middle bits of the hash: the hash table inside a bucket uses the low
@@ -237,18 +272,28 @@ fn bucket_of(hash: u64, bucket_count: usize) -> usize {
 }
 
 /// Row indices per bucket, ascending within each bucket; null-key rows go to bucket 0.
-fn spread(chunks: &[KeyChunk], bucket_count: usize) -> Vec<Vec<u32>> {
-    let per_chunk: Vec<Vec<Vec<u32>>> = chunks
-        .par_iter()
-        .map(|chunk| {
-            let mut buckets = vec![Vec::new(); bucket_count];
-            for (r, &hash) in chunk.hashes.iter().enumerate() {
-                let b = if chunk.null_key[r] {
+fn spread(
+    hashes: &[u64],
+    null_key: &(dyn Fn(usize) -> bool + Sync),
+    bucket_count: usize,
+) -> Vec<Vec<u32>> {
+    let threads = rayon::current_num_threads().max(1);
+    let chunk_len = hashes.len().div_ceil(threads * 4).max(MIN_CHUNK);
+    let per_chunk: Vec<Vec<Vec<u32>>> = hashes
+        .par_chunks(chunk_len)
+        .enumerate()
+        .map(|(c, chunk)| {
+            let start = c * chunk_len;
+            let mut buckets =
+                vec![Vec::with_capacity(chunk.len() / bucket_count + 16); bucket_count];
+            for (i, &hash) in chunk.iter().enumerate() {
+                let row = start + i;
+                let b = if null_key(row) {
                     0
                 } else {
                     bucket_of(hash, bucket_count)
                 };
-                buckets[b].push((chunk.start + r) as u32);
+                buckets[b].push(row as u32);
             }
             buckets
         })
@@ -256,92 +301,108 @@ fn spread(chunks: &[KeyChunk], bucket_count: usize) -> Vec<Vec<u32>> {
     (0..bucket_count)
         .into_par_iter()
         .map(|b| {
-            per_chunk
-                .iter()
-                .flat_map(|c| c[b].iter().copied())
-                .collect()
+            let mut rows = Vec::with_capacity(per_chunk.iter().map(|c| c[b].len()).sum());
+            for chunk in &per_chunk {
+                rows.extend_from_slice(&chunk[b]);
+            }
+            rows
         })
         .collect()
 }
 
-/// Groups the rows of one bucket; returns the groups and the null-key rows.
+/// The outcome of grouping one bucket.
+struct Bucket {
+    /// Per key: its winning row (`last`, `first`) or its first row (`merge`).
+    winners: Vec<u32>,
+    /// `merge`: further rows of a key, as (index into `winners`, row).
+    more: Vec<(u32, u32)>,
+    /// Null-key rows, kept as they are.
+    passthrough: Vec<u32>,
+}
+
+impl Bucket {
+    fn len(&self) -> usize {
+        self.winners.len() + self.passthrough.len()
+    }
+}
+
+/// Groups the rows of one bucket (ascending row order).
 fn group_bucket(
     rows: &[u32],
-    keyed: &KeyedRows,
+    hashes: &[u64],
+    key: &KeyBytes,
+    null_key: &(dyn Fn(usize) -> bool + Sync),
     strategy: DedupStrategy,
     before: &(dyn Fn(u32, u32) -> Ordering + Sync),
-) -> (Vec<Group>, Vec<u32>) {
-    let mut table: HashTable<usize> = HashTable::with_capacity(rows.len());
-    let mut groups: Vec<Group> = Vec::with_capacity(rows.len());
-    let mut passthrough = Vec::new();
+) -> Bucket {
+    // Entries hold the hash, so probing compares key bytes only on a full hash match.
+    let mut table: HashTable<(u64, u32)> = HashTable::with_capacity(rows.len());
+    let mut bucket = Bucket {
+        winners: Vec::with_capacity(rows.len()),
+        more: Vec::new(),
+        passthrough: Vec::new(),
+    };
     for &row in rows {
-        let (chunk, local) = keyed.locate(row);
-        if chunk.null_key[local] {
-            passthrough.push(row);
+        let r = row as usize;
+        if null_key(r) {
+            bucket.passthrough.push(row);
             continue;
         }
-        let hash = chunk.hashes[local];
-        let bytes = keyed.bytes(row);
-        let found = table.find(hash, |&g| {
-            groups[g].hash == hash && keyed.bytes(groups[g].row) == bytes
-        });
+        let hash = hashes[r];
+        let bytes = key.bytes(r);
+        let winners = &bucket.winners;
+        let found = table
+            .find(hash, |&(h, g)| {
+                h == hash && key.bytes(winners[g as usize] as usize) == bytes
+            })
+            .map(|&(_, g)| g as usize);
         match found {
-            Some(&g) => {
-                let group = &mut groups[g];
-                match strategy {
-                    // Rows arrive in ascending order, so a tie already favours `row` for `last`.
-                    DedupStrategy::Last => {
-                        if before(group.row, row) == Ordering::Less {
-                            group.row = row;
-                        }
+            Some(g) => match strategy {
+                // Rows arrive in ascending order, so a tie already favours `row` for `last`.
+                DedupStrategy::Last => {
+                    if before(bucket.winners[g], row) == Ordering::Less {
+                        bucket.winners[g] = row;
                     }
-                    DedupStrategy::First => {
-                        if before(row, group.row) == Ordering::Less {
-                            group.row = row;
-                        }
-                    }
-                    DedupStrategy::Merge => group.more.push(row),
                 }
-            }
+                DedupStrategy::First => {
+                    if before(row, bucket.winners[g]) == Ordering::Less {
+                        bucket.winners[g] = row;
+                    }
+                }
+                DedupStrategy::Merge => bucket.more.push((g as u32, row)),
+            },
             None => {
-                let g = groups.len();
-                groups.push(Group {
-                    hash,
-                    row,
-                    more: Vec::new(),
-                });
-                table.insert_unique(hash, g, |&g| groups_hash(&groups, g));
+                let g = bucket.winners.len() as u32;
+                bucket.winners.push(row);
+                table.insert_unique(hash, (hash, g), |&(h, _)| h);
             }
         }
     }
-    (groups, passthrough)
+    bucket
 }
 
-fn groups_hash(groups: &[Group], g: usize) -> u64 {
-    groups.get(g).map_or(0, |group| group.hash)
-}
-
-/// `merge`: one output row per group whose every column holds the value of the group's last
-/// row (in order) where that column is not null.
+/// `merge`: one output row per key whose every column holds the value of the key's last row
+/// (in order) where that column is not null.
 fn fold(
     batch: &RecordBatch,
-    groups: Vec<Group>,
-    passthrough: Vec<u32>,
+    buckets: Vec<Bucket>,
     before: &(dyn Fn(u32, u32) -> Ordering + Sync),
 ) -> CoreResult<RecordBatch> {
-    let mut members: Vec<Vec<u32>> = groups
+    let mut members: Vec<Vec<u32>> = buckets
         .into_par_iter()
-        .map(|g| {
-            let mut rows = Vec::with_capacity(1 + g.more.len());
-            rows.push(g.row);
-            rows.extend(g.more);
-            if rows.len() > 1 {
+        .flat_map_iter(|bucket| {
+            let mut groups: Vec<Vec<u32>> = bucket.winners.iter().map(|&r| vec![r]).collect();
+            for (g, row) in bucket.more {
+                groups[g as usize].push(row);
+            }
+            for rows in groups.iter_mut().filter(|rows| rows.len() > 1) {
                 rows.sort_by(|&a, &b| before(a, b));
             }
-            rows
+            groups
+                .into_iter()
+                .chain(bucket.passthrough.into_iter().map(|r| vec![r]))
         })
         .collect();
-    members.extend(passthrough.into_iter().map(|r| vec![r]));
     // Output in order of each key's first arrival.
     members.par_sort_unstable_by_key(|rows| rows.iter().copied().min().unwrap_or(0));
 
@@ -397,9 +458,16 @@ impl From<DedupOptions> for DedupSpec {
 fn dedup_ipc_blocking(data: &[u8], spec: &DedupSpec) -> CoreResult<Vec<u8>> {
     let reader = StreamReader::try_new(Cursor::new(data), None)?;
     let schema = reader.schema();
-    let batches = reader.collect::<Result<Vec<_>, _>>()?;
-    let rows = concat_batches(&schema, &batches)?;
+    let mut batches = reader.collect::<Result<Vec<_>, _>>()?;
+    let rows = match batches.len() {
+        1 => batches
+            .pop()
+            .unwrap_or_else(|| RecordBatch::new_empty(schema.clone())),
+        _ => concat_batches(&schema, &batches)?,
+    };
+    let started = std::time::Instant::now();
     let consolidated = crate::threads::install(|| dedup(&rows, spec))??;
+    crate::metrics::DEDUP.record(started.elapsed(), rows.num_rows());
     let mut out = Vec::with_capacity(consolidated.batch.get_array_memory_size() + 1024);
     {
         let mut writer = StreamWriter::try_new(&mut out, &schema)?;

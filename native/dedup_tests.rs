@@ -212,3 +212,38 @@ fn a_missing_key_column_is_named() {
         .unwrap_or_default();
     assert!(err.contains("\"nope\""), "{err}");
 }
+
+#[test]
+fn integer_and_composite_keys_group_like_strings() {
+    let input = batch(
+        &[Some("a"), Some("b"), Some("a"), Some("a")],
+        &[Some(1), Some(1), Some(2), Some(1)],
+        &[Some("x"), Some("y"), Some("z"), Some("w")],
+    );
+    let by_version = DedupSpec {
+        keys: vec!["version".into()],
+        order_by: None,
+        strategy: DedupStrategy::Last,
+    };
+    let out = dedup(&input, &by_version).expect("dedup");
+    assert_eq!(
+        rows(&out.batch),
+        vec![
+            row(Some("a"), Some(2), Some("z")),
+            row(Some("a"), Some(1), Some("w")),
+        ]
+    );
+    let by_pair = DedupSpec {
+        keys: vec!["id".into(), "version".into()],
+        ..by_version
+    };
+    let out = dedup(&input, &by_pair).expect("dedup");
+    assert_eq!(
+        rows(&out.batch),
+        vec![
+            row(Some("b"), Some(1), Some("y")),
+            row(Some("a"), Some(2), Some("z")),
+            row(Some("a"), Some(1), Some("w")),
+        ]
+    );
+}

@@ -255,7 +255,10 @@ async fn consolidate(
             let mut removed = 0;
             for batches in days.iter().filter(|b| !b.is_empty()) {
                 let started = std::time::Instant::now();
-                let rows = concat_batches(&batches[0].schema(), batches)?;
+                let rows = match batches.as_slice() {
+                    [only] => only.clone(),
+                    _ => concat_batches(&batches[0].schema(), batches)?,
+                };
                 let consolidated = dedup(&rows, &spec)?;
                 crate::metrics::DEDUP.record(started.elapsed(), rows.num_rows());
                 removed += consolidated.removed;

@@ -23,3 +23,8 @@ echo "setup: building the native addon and the TypeScript sources"
 npm run --silent build
 
 bash scripts/kafka/kafka.sh libs
+
+# The tests' local Azure Blob endpoint (S3 comes from Python's moto, installed with the above).
+if [ "${1:-}" = "--with-python" ]; then
+  bash scripts/emulators.sh
+fi

@@ -26,4 +26,5 @@ export { DeltaTarget, createTable } from './table.js';
 export type { ColumnSpec, CommitResult, MergeOptions, MergeStats, PartitionAppId, RowCommitOptions, TableInfo, WriteMode } from './table.js';
 export { Stage, StagedSegment } from './stage.js';
 export type { AppendResult, MessageBatch, PartitionPosition, RejectedMessage, StageOptions } from './stage.js';
-export { configureThreads, nativeVersions } from './native.js';
+export { configureThreads, nativeStepTotals, nativeVersions } from './native.js';
+export type { NativeStepTotals, StepTotals } from './native.js';
