@@ -1,93 +1,163 @@
 /**
- * `npm run bench`: the measurements behind BENCHMARKS.md. Each case runs in its own process;
- * the results are printed as a table and written to bench/results/<time>.json.
+ * `npm run bench`: the measurements behind BENCHMARKS.md. Each case runs in its own process,
+ * `BENCH_REPEATS` times (default 3); the median is reported with the min and max. Results are
+ * printed as tables and written to bench/results/<time>.json.
  *
- * Cases: dedup of 1M and 10M rows (20% duplicate keys) by the native core on 1 and 2 threads and
- * by a plain TypeScript Map. `BENCH_SIZES=1000000` limits the sizes; each case runs
- * `BENCH_REPEATS` times (default 3) and the median is reported with the min and max.
+ * - dedup: 1M and 10M rows (20% duplicate keys) consolidated by the native core on 1 and 2
+ *   threads and by a plain TypeScript Map (`BENCH_SIZES` limits the sizes).
+ * - e2e: against the local broker (started if needed), a data set of `BENCH_EVENTS` (default 1M)
+ *   events of ~300 B plus 5% repeats: raw consumption, then the pipeline into a fresh table with
+ *   INSERT and with MERGE; messages/s, MB/s, peak RSS and the native steps' share.
+ *
+ * `BENCH_CASES=dedup` or `e2e` runs one group.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { ensureDataSet } from './data-set.js';
 
-interface Result {
+interface Timed {
   case: string;
+  seconds: number;
+}
+
+interface DedupResult extends Timed {
   impl: string;
   threads: number;
   rows: number;
   kept: number;
-  seconds: number;
   rowsPerSecond: number;
   /** Native only: the whole `dedup()` call, Arrow IPC read and write included. */
   callSeconds?: number;
 }
 
-const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
+interface StepShare {
+  seconds: number;
+  rowsPerSecond: number;
+}
 
-function runCase(script: string, args: string[]): Result {
+interface E2eResult extends Timed {
+  messages: number;
+  rows: number;
+  flushes: number;
+  messagesPerSecond: number;
+  megabytesPerSecond: number;
+  peakRssMiB: number;
+  decode: StepShare;
+  dedup: StepShare;
+  write: StepShare;
+}
+
+type Spread<T> = T & { minSeconds: number; maxSeconds: number; runs: number };
+
+const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
+const repeats = Math.max(1, Number(process.env.BENCH_REPEATS ?? 3));
+const cases = new Set((process.env.BENCH_CASES ?? 'dedup,e2e').split(','));
+
+function runCase<T>(script: string, args: string[]): T {
   const out = execFileSync(process.execPath, ['--max-old-space-size=12288', '--import', 'tsx', here(script), ...args], {
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'inherit'],
     maxBuffer: 1 << 20,
   });
-  const line = out.trim().split('\n').pop() ?? '';
-  return JSON.parse(line) as Result;
+  return JSON.parse(out.trim().split('\n').pop() ?? '') as T;
 }
 
-const sizes = (process.env.BENCH_SIZES ?? '1000000,10000000').split(',').map(Number);
-const repeats = Math.max(1, Number(process.env.BENCH_REPEATS ?? 3));
-
-/** The run with the median time, annotated with the spread of all runs. */
-function median(runs: Result[]): Result & { minSeconds: number; maxSeconds: number; runs: number } {
+/** Runs a case `repeats` times; returns the run with the median time and the spread. */
+function repeated<T extends Timed>(label: string, script: string, args: string[]): Spread<T> {
+  const runs: T[] = [];
+  for (let i = 0; i < repeats; i += 1) {
+    const result = runCase<T>(script, args);
+    runs.push(result);
+    process.stderr.write(`${label}: ${result.seconds.toFixed(3)} s\n`);
+  }
   const sorted = [...runs].sort((a, b) => a.seconds - b.seconds);
-  const mid = sorted[Math.floor(sorted.length / 2)] as Result;
-  const minSeconds = sorted[0]?.seconds ?? mid.seconds;
-  const maxSeconds = sorted[sorted.length - 1]?.seconds ?? mid.seconds;
-  return { ...mid, minSeconds, maxSeconds, runs: runs.length };
+  const mid = sorted[Math.floor(sorted.length / 2)] as T;
+  return { ...mid, minSeconds: sorted[0]?.seconds ?? mid.seconds, maxSeconds: sorted[sorted.length - 1]?.seconds ?? mid.seconds, runs: runs.length };
 }
 
-const results: Array<ReturnType<typeof median>> = [];
-for (const rows of sizes) {
-  for (const [impl, threads] of [
-    ['typescript', '1'],
-    ['native', '1'],
-    ['native', '2'],
-  ] as const) {
-    const runs: Result[] = [];
-    for (let i = 0; i < repeats; i += 1) {
-      const result = runCase('./dedup-case.ts', [String(rows), impl, threads]);
-      runs.push(result);
-      process.stderr.write(`${result.case} ${result.impl} ×${result.threads} ${rows} rows: ${result.seconds.toFixed(3)} s\n`);
+const table = (header: string[], rows: Array<Array<string | number>>) =>
+  [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+const spread = (r: Spread<Timed>) => `${r.minSeconds.toFixed(3)}–${r.maxSeconds.toFixed(3)}`;
+
+const dedupResults: Array<Spread<DedupResult>> = [];
+if (cases.has('dedup')) {
+  const sizes = (process.env.BENCH_SIZES ?? '1000000,10000000').split(',').map(Number);
+  for (const rows of sizes) {
+    for (const [impl, threads] of [
+      ['typescript', '1'],
+      ['native', '1'],
+      ['native', '2'],
+    ] as const) {
+      dedupResults.push(repeated<DedupResult>(`dedup ${impl} ×${threads} ${rows} rows`, './dedup-case.ts', [String(rows), impl, threads]));
     }
-    results.push(median(runs));
+  }
+  console.log(`\nDedup (median of ${repeats}):\n`);
+  console.log(
+    table(
+      ['rows', 'implementation', 'threads', 'kept rows', 'seconds', 'min–max', 'throughput', 'dedup() call incl. IPC'],
+      dedupResults.map((r) => [
+        r.rows.toLocaleString('en'),
+        r.impl,
+        r.threads,
+        r.kept.toLocaleString('en'),
+        r.seconds.toFixed(3),
+        spread(r),
+        `${(r.rowsPerSecond / 1e6).toFixed(2)} M rows/s`,
+        r.callSeconds === undefined ? '' : `${r.callSeconds.toFixed(3)} s`,
+      ]),
+    ),
+  );
+  for (const rows of sizes) {
+    const of = (impl: string, threads: number) => dedupResults.find((r) => r.rows === rows && r.impl === impl && r.threads === threads);
+    const [ts, one, two] = [of('typescript', 1), of('native', 1), of('native', 2)];
+    if (ts && one && two) {
+      console.log(
+        `\n${rows.toLocaleString('en')} rows: native ×1 is ${(ts.seconds / one.seconds).toFixed(1)}× TypeScript, ` +
+          `×2 is ${(ts.seconds / two.seconds).toFixed(1)}×; 2 threads speed up ${(one.seconds / two.seconds).toFixed(2)}×`,
+      );
+    }
   }
 }
 
-const rate = (r: Result) => `${(r.rowsPerSecond / 1e6).toFixed(2)} M rows/s`;
-console.log(`\n| case | rows | implementation | threads | kept rows | seconds (median of ${repeats}) | min–max | throughput | dedup() call incl. IPC |`);
-console.log('|---|---:|---|---:|---:|---:|---:|---:|---:|');
-for (const r of results) {
-  const call = r.callSeconds === undefined ? '' : `${r.callSeconds.toFixed(3)} s`;
-  const spread = `${r.minSeconds.toFixed(3)}–${r.maxSeconds.toFixed(3)}`;
-  const cells = [r.case, r.rows.toLocaleString('en'), r.impl, r.threads, r.kept.toLocaleString('en'), r.seconds.toFixed(3), spread, rate(r), call];
-  console.log(`| ${cells.join(' | ')} |`);
-}
-for (const rows of sizes) {
-  const of = (impl: string, threads: number) => results.find((r) => r.rows === rows && r.impl === impl && r.threads === threads);
-  const ts = of('typescript', 1);
-  const one = of('native', 1);
-  const two = of('native', 2);
-  if (ts && one && two) {
-    console.log(
-      `\n${rows.toLocaleString('en')} rows: native ×1 is ${(ts.seconds / one.seconds).toFixed(1)}× TypeScript, ` +
-        `×2 is ${(ts.seconds / two.seconds).toFixed(1)}×; 2 threads speed up ${(one.seconds / two.seconds).toFixed(2)}×`,
-    );
+const e2eResults: Array<Spread<E2eResult>> = [];
+if (cases.has('e2e')) {
+  execFileSync('bash', [here('../scripts/kafka/kafka.sh'), 'up'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const brokers = `127.0.0.1:${process.env.KAFKA_PORT ?? '9092'}`;
+  const events = Number(process.env.BENCH_EVENTS ?? 1_000_000);
+  const { topic, messages } = await ensureDataSet(brokers, events);
+  for (const mode of ['consume', 'insert', 'merge']) {
+    e2eResults.push(repeated<E2eResult>(`e2e ${mode} ${messages} messages`, './e2e-case.ts', [mode, topic, String(messages)]));
+  }
+  const share = (s: StepShare, total: number) => (s.seconds > 0 ? `${s.seconds.toFixed(2)} s (${(s.rowsPerSecond / 1e6).toFixed(2)} M/s, ${((100 * s.seconds) / total).toFixed(0)}%)` : '–');
+  console.log(`\nEnd to end, ${messages.toLocaleString('en')} messages from ${topic} (median of ${repeats}):\n`);
+  console.log(
+    table(
+      ['case', 'rows written', 'flushes', 'seconds', 'min–max', 'messages/s', 'MB/s', 'peak RSS', 'decode', 'dedup', 'write'],
+      e2eResults.map((r) => [
+        r.case,
+        r.rows.toLocaleString('en'),
+        r.flushes,
+        r.seconds.toFixed(2),
+        spread(r),
+        Math.round(r.messagesPerSecond).toLocaleString('en'),
+        r.megabytesPerSecond.toFixed(1),
+        `${Math.round(r.peakRssMiB)} MiB`,
+        share(r.decode, r.seconds),
+        share(r.dedup, r.seconds),
+        share(r.write, r.seconds),
+      ]),
+    ),
+  );
+  const consume = e2eResults.find((r) => r.case === 'e2e-consume');
+  for (const r of e2eResults.filter((x) => x !== consume && consume)) {
+    console.log(`\n${r.case}: ${((100 * r.messagesPerSecond) / (consume?.messagesPerSecond ?? 1)).toFixed(0)}% of the raw consume rate`);
   }
 }
 
 const machine = { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version };
 mkdirSync(here('./results'), { recursive: true });
 const file = here(`./results/${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-writeFileSync(file, JSON.stringify({ machine, results }, null, 2));
+writeFileSync(file, JSON.stringify({ machine, repeats, dedup: dedupResults, e2e: e2eResults }, null, 2));
 console.log(`\nresults: ${file}`);

@@ -32,7 +32,12 @@ export interface RunningCli {
 
 /** Starts the CLI without waiting for it. */
 export function startCli(args: string[], env: NodeJS.ProcessEnv = {}): RunningCli {
-  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  return startNode([CLI, ...args], env);
+}
+
+/** Starts `node <argv>` (e.g. an example under tsx) without waiting for it, collecting its output. */
+export function startNode(argv: string[], env: NodeJS.ProcessEnv = {}): RunningCli {
+  const child = spawn(process.execPath, argv, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let text = '';
   const waiters: Array<{ pattern: RegExp; resolve: (line: string) => void }> = [];
   const onData = (chunk: Buffer) => {

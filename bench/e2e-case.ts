@@ -1,0 +1,111 @@
+/**
+ * One end-to-end measurement in its own process, against the local broker:
+ * `node --import tsx bench/e2e-case.ts <consume|insert|merge> <topic> <messages>` prints one JSON
+ * line.
+ *
+ * - consume: node-rdkafka `consume(1000)` in a loop, messages discarded (our consumer's ceiling,
+ *   with the same librdkafka settings the pipeline uses).
+ * - insert / merge: the Pipeline from the broker to a fresh Delta table, until caught up; MERGE on
+ *   `event_id`, consolidating repeats.
+ *
+ * Peak RSS is the process's high-water mark (VmHWM), read from /proc at the end.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Kafka from 'node-rdkafka';
+import { Pipeline, createTable, nativeStepTotals, parseConfig } from '../ts/index.js';
+import { BENCH_COLUMNS, BENCH_DAYS_COLUMN } from './data-set.js';
+
+const BROKERS = `127.0.0.1:${process.env.KAFKA_PORT ?? '9092'}`;
+
+function peakRssMiB(): number {
+  const line = readFileSync('/proc/self/status', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('VmHWM:'));
+  return Number(/(\d+)/.exec(line ?? '')?.[1] ?? 0) / 1024;
+}
+
+async function consumeOnly(topic: string, expected: number): Promise<{ seconds: number; messages: number; bytes: number }> {
+  const consumer = new Kafka.KafkaConsumer(
+    {
+      'bootstrap.servers': BROKERS,
+      'group.id': `bench-consume-${process.pid}-${Date.now()}`,
+      'enable.auto.commit': false,
+      'fetch.queue.backoff.ms': 10,
+    },
+    { 'auto.offset.reset': 'earliest' },
+  );
+  await new Promise<void>((resolve, reject) => consumer.connect({ timeout: 30_000 }, (err) => (err ? reject(err) : resolve())));
+  consumer.setDefaultConsumeTimeout(100);
+  consumer.subscribe([topic]);
+  let messages = 0;
+  let bytes = 0;
+  let started = 0;
+  while (messages < expected) {
+    const batch = await new Promise<Kafka.Message[]>((resolve, reject) =>
+      consumer.consume(1000, (err, m) => (err ? reject(err) : resolve(m))),
+    );
+    if (batch.length > 0 && started === 0) started = performance.now();
+    messages += batch.length;
+    for (const m of batch) bytes += m.size;
+  }
+  const seconds = (performance.now() - started) / 1000;
+  await new Promise<void>((resolve) => consumer.disconnect(() => resolve()));
+  return { seconds, messages, bytes };
+}
+
+async function pipeline(mode: 'insert' | 'merge', topic: string): Promise<{ seconds: number; messages: number; bytes: number; rows: number; flushes: number }> {
+  const dir = mkdtempSync(join(tmpdir(), 'kdr-bench-'));
+  const table = join(dir, 'events');
+  try {
+    await createTable(table, BENCH_COLUMNS, [BENCH_DAYS_COLUMN]);
+    const config = parseConfig({
+      kafka: { broker: BROKERS, topic, group_id: `bench-${mode}-${process.pid}-${Date.now()}`, max_poll_records: 5000 },
+      delta: {
+        table_path: table,
+        partition_column: BENCH_DAYS_COLUMN,
+        mode: mode === 'merge' ? 'MERGE' : 'INSERT',
+        ...(mode === 'merge' ? { merge_keys: ['event_id'] } : {}),
+      },
+      dedup: mode === 'merge' ? {} : { keys: ['event_id'] },
+      batch: { batch_interval: 60, batch_size: 250_000 },
+      logging: { level: 'WARN' },
+      monitoring: { enabled: false },
+    });
+    const run = new Pipeline(config, { untilCaughtUp: true });
+    const summary = await run.run();
+    const consumed = await run.metrics.registry.getSingleMetric('kafka_delta_bytes_consumed_total')?.get();
+    const bytes = (consumed?.values ?? []).reduce((n, v) => n + v.value, 0);
+    return { seconds: summary.seconds, messages: summary.messages, bytes, rows: summary.rowsWritten, flushes: summary.flushes };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function main(): Promise<void> {
+  const [mode, topic, countArg] = process.argv.slice(2);
+  const expected = Number(countArg);
+  if ((mode !== 'consume' && mode !== 'insert' && mode !== 'merge') || !topic || !Number.isInteger(expected)) {
+    throw new Error('usage: e2e-case.ts <consume|insert|merge> <topic> <messages>');
+  }
+  const result = mode === 'consume' ? { ...(await consumeOnly(topic, expected)), rows: 0, flushes: 0 } : await pipeline(mode, topic);
+  const steps = nativeStepTotals();
+  const perSecond = (rows: number, seconds: number) => (seconds > 0 ? rows / seconds : 0);
+  const line = {
+    case: `e2e-${mode}`,
+    messages: result.messages,
+    rows: result.rows,
+    flushes: result.flushes,
+    seconds: result.seconds,
+    messagesPerSecond: perSecond(result.messages, result.seconds),
+    megabytesPerSecond: perSecond(result.bytes / 1e6, result.seconds),
+    peakRssMiB: peakRssMiB(),
+    decode: { seconds: steps.decode.seconds, rowsPerSecond: perSecond(steps.decode.rows, steps.decode.seconds) },
+    dedup: { seconds: steps.dedup.seconds, rowsPerSecond: perSecond(steps.dedup.rows, steps.dedup.seconds) },
+    write: { seconds: steps.write.seconds, rowsPerSecond: perSecond(steps.write.rows, steps.write.seconds) },
+  };
+  process.stdout.write(`${JSON.stringify(line)}\n`);
+}
+
+await main();
