@@ -104,3 +104,27 @@ test('settings this version cannot honour yet are refused, not ignored', (t) => 
   t.is(r.status, 2);
   t.regex(r.stderr, /batch\.schedule/);
 });
+
+test('MERGE settings are checked against the table: a delete_when over a missing column names the key', (t) => {
+  const dir = tempDir();
+  const table = join(dir, 'events');
+  createTableWithPython(table, EVENT_COLUMNS, ['date_col']);
+  const merge = { delta: { mode: 'MERGE', merge_keys: ['id'], delete_when: "note = 'gone'" } };
+  const path = writeConfig(dir, testConfig({ topics: ['t'], group: 'g', tablePath: table, extra: merge }));
+  const ok = runCli(['validate', '--config', path]);
+  t.is(ok.status, 0, ok.stderr);
+
+  const typo = runCli(['validate', '--config', path, "--delta.delete_when=note_ = 'gone'"]);
+  t.is(typo.status, 2, typo.stderr);
+  t.regex(typo.stderr, /delta\.delete_when: "note_ = 'gone'"/);
+  t.regex(typo.stderr, /note_/);
+
+  const notACondition = runCli(['validate', '--config', path, '--delta.delete_when=seq + 1']);
+  t.is(notACondition.status, 2, notACondition.stderr);
+  t.regex(notACondition.stderr, /not a condition/);
+
+  const otherKeys = writeConfig(dir, testConfig({ topics: ['t'], group: 'g', tablePath: table, extra: { delta: { mode: 'MERGE', merge_keys: ['user_id'] } } }), 'keys.yaml');
+  const missingKey = runCli(['validate', '--config', otherKeys]);
+  t.is(missingKey.status, 3);
+  t.regex(missingKey.stderr, /delta\.merge_keys names column "user_id"/);
+});
