@@ -266,3 +266,24 @@ test('[integration] Kafka metadata lands in the columns it is mapped to; the day
   t.deepEqual(JSON.parse(String(row?.kafka_headers)), { source: 'app', trace: 'abc' });
   t.is(new Date(String(row?.kafka_ts)).getTime(), ts);
 });
+
+test('[integration] credentials never appear in the output of a DEBUG run', async (t) => {
+  const password = 'pw-0f8e7d6c5b4a-never-printed';
+  // SASL credentials are configured, but the local broker speaks PLAINTEXT: the property wins
+  // over the protocol the credentials imply, so the run works and logs everything it does.
+  const f = await fixture({
+    extra: {
+      kafka: { properties: { 'security.protocol': 'plaintext' } },
+      credentials: { kafka_username: 'ingest', kafka_password: password },
+    },
+  });
+  const topic = f.topics[0] as string;
+  await produceMessages(BROKERS, topic, [...events(topic, 0, 50), { value: '{"id": ' }]);
+  const run = runCli(['--config', f.configPath, '--until-caught-up', '--logging.level=TRACE']);
+  t.is(run.status, 0, run.stderr);
+  t.deepEqual(idsOf(readTable(f.table).rows), expectedIds([topic], 50));
+  const output = `${run.stdout}\n${run.stderr}`;
+  t.regex(output, /"msg":"configuration"/, 'the configuration was logged');
+  t.false(output.includes(password), 'the password is not in the output');
+  t.false(output.includes(password.slice(3, 15)), 'nor a part of it');
+});
