@@ -7,7 +7,7 @@ import test from 'ava';
 import { join } from 'node:path';
 import { Pipeline, parseConfig, type FlushSummary } from '../ts/index.js';
 import { createTopic, produceMessages, type OutgoingMessage } from '../ts/tools/kafka-admin.js';
-import { runCli, startCli } from './helpers/cli.js';
+import { killRunsAt, runCli } from './helpers/cli.js';
 import { appendWithPython, createTableWithPython, readTable } from './helpers/delta.js';
 import { BROKERS, tempDir, testConfig, uniqueName, writeConfig } from './helpers/env.js';
 
@@ -253,28 +253,14 @@ test('[integration] kill -9 during MERGE flushes, then restart: the table equals
     recs.map((r) => ({ key: r.id ?? '', value: JSON.stringify(r) })),
   );
 
-  const count = (text: string, pattern: RegExp) => text.split('\n').filter((l) => pattern.test(l)).length;
   // Kill while the 3rd flush of a run is in progress, during the 6th of the next, and at a moment
   // chosen by time alone.
-  const triggers: Array<number | RegExp> = [/"msg":"flush started"/, /"msg":"flush started"/, 1500];
-  const counts = [3, 6, 0];
-  let killed = 0;
-  for (const [i, trigger] of triggers.entries()) {
-    const cli = startCli(['--config', configPath, '--until-caught-up', '--logging.level=DEBUG']);
-    const deadline = Date.now() + 60_000;
-    const started = Date.now();
-    for (;;) {
-      const reached = typeof trigger === 'number' ? Date.now() - started >= trigger : count(cli.output(), trigger) >= (counts[i] ?? 0);
-      if (reached || cli.child.exitCode !== null || Date.now() > deadline) break;
-      await new Promise((r) => setTimeout(r, 5));
-    }
-    if (cli.child.exitCode === null) {
-      cli.child.kill('SIGKILL');
-      killed += 1;
-    }
-    await cli.exited;
-  }
-  t.true(killed >= 2, `at least two runs were killed mid-run (${killed})`);
+  const flushStarted = /"msg":"flush started"/;
+  const { killed, outputs } = await killRunsAt(
+    ['--config', configPath, '--until-caught-up', '--logging.level=DEBUG'],
+    [{ line: flushStarted, count: 3 }, { line: flushStarted, count: 6 }, { afterMs: 1500 }],
+  );
+  t.true(killed >= 2, `at least two runs were killed mid-run (${killed}):\n${outputs.join('\n')}`);
   const final = runCli(['--config', configPath, '--until-caught-up']);
   t.is(final.status, 0, final.stderr);
   const expected = Array.from({ length: keys }, (_, k) => ({

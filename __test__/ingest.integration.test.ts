@@ -6,7 +6,7 @@ import test from 'ava';
 import { join } from 'node:path';
 import { createTopic, produceMessages, readTopic, type OutgoingMessage } from '../ts/tools/kafka-admin.js';
 import { txnAppId } from '../ts/pipeline/identity.js';
-import { runCli, startCli } from './helpers/cli.js';
+import { killRunsAt, runCli, startCli } from './helpers/cli.js';
 import { EVENT_COLUMNS, createTableWithPython, readTable, setTxnWithPython, txnVersions } from './helpers/delta.js';
 import { BROKERS, tempDir, testConfig, uniqueName, writeConfig } from './helpers/env.js';
 
@@ -154,30 +154,13 @@ test('[integration] kill -9 at several points, including during flushes, then re
   const total = 100_000;
   await produceMessages(BROKERS, topic, events(topic, 0, total));
 
-  const count = (text: string, pattern: RegExp) => text.split('\n').filter((l) => pattern.test(l)).length;
   // Kill while the 2nd flush of a run is being committed, after the 5th commit of the next run,
   // and at a moment chosen by time alone.
-  const triggers: Array<[RegExp, number] | number> = [[/"msg":"flush started"/, 2], [/"msg":"flush committed"/, 5], 1500];
-  let killedMidRun = 0;
-  const outputs: string[] = [];
-  for (const trigger of triggers) {
-    const cli = startCli(['--config', f.configPath, '--until-caught-up', '--logging.level=DEBUG']);
-    const deadline = Date.now() + 60_000;
-    const started = Date.now();
-    for (;;) {
-      const reached =
-        typeof trigger === 'number' ? Date.now() - started >= trigger : count(cli.output(), trigger[0]) >= trigger[1];
-      if (reached || cli.child.exitCode !== null || Date.now() > deadline) break;
-      await new Promise((r) => setTimeout(r, 5));
-    }
-    if (cli.child.exitCode === null) {
-      cli.child.kill('SIGKILL');
-      killedMidRun += 1;
-    }
-    const code = await cli.exited;
-    outputs.push(`exit ${code}:\n${cli.output().slice(-2500)}`);
-  }
-  t.true(killedMidRun >= 2, `at least two runs were killed before finishing (${killedMidRun}):\n${outputs.join('\n')}`);
+  const { killed, outputs } = await killRunsAt(
+    ['--config', f.configPath, '--until-caught-up', '--logging.level=DEBUG'],
+    [{ line: /"msg":"flush started"/, count: 2 }, { line: /"msg":"flush committed"/, count: 5 }, { afterMs: 1500 }],
+  );
+  t.true(killed >= 2, `at least two runs were killed before finishing (${killed}):\n${outputs.join('\n')}`);
   const final = runCli(['--config', f.configPath, '--until-caught-up']);
   t.is(final.status, 0, final.stderr);
   const read = readTable(f.table);

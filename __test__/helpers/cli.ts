@@ -72,3 +72,33 @@ export function startNode(argv: string[], env: NodeJS.ProcessEnv = {}): RunningC
       }),
   };
 }
+
+/** When to kill a run: after the n-th log line matching a pattern, or after some milliseconds. */
+export type KillTrigger = { line: RegExp; count: number } | { afterMs: number };
+
+/**
+ * Starts the CLI once per trigger and kills it with SIGKILL when the trigger is reached (unless it
+ * finished first). Returns how many runs were killed mid-run and the tail of each run's output.
+ */
+export async function killRunsAt(args: string[], triggers: readonly KillTrigger[]): Promise<{ killed: number; outputs: string[] }> {
+  const count = (text: string, pattern: RegExp) => text.split('\n').filter((l) => pattern.test(l)).length;
+  let killed = 0;
+  const outputs: string[] = [];
+  for (const trigger of triggers) {
+    const cli = startCli(args);
+    const deadline = Date.now() + 60_000;
+    const started = Date.now();
+    for (;;) {
+      const reached = 'afterMs' in trigger ? Date.now() - started >= trigger.afterMs : count(cli.output(), trigger.line) >= trigger.count;
+      if (reached || cli.child.exitCode !== null || Date.now() > deadline) break;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    if (cli.child.exitCode === null) {
+      cli.child.kill('SIGKILL');
+      killed += 1;
+    }
+    const code = await cli.exited;
+    outputs.push(`exit ${code}:\n${cli.output().slice(-2500)}`);
+  }
+  return { killed, outputs };
+}

@@ -1,4 +1,4 @@
-/** Where scripts/emulators.sh installs the Azure and GCS emulators, and how to wait for them. */
+/** Where scripts/emulators.sh installs the Azure emulator, free ports, and waiting for emulators. */
 import type { ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { homedir } from 'node:os';
@@ -9,6 +9,7 @@ export function emulatorsDir(): string {
   return process.env.KDR_EMULATORS_DIR ?? join(homedir(), '.cache', 'kafka-delta-rust', 'emulators');
 }
 
+/** A TCP port nothing listens on now, for an emulator to take. */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();

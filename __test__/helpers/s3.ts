@@ -1,7 +1,7 @@
 /** A local S3 endpoint for the tests (moto's server, installed by scripts/system-deps.sh). */
 import { execFileSync, spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import type { StorageOptions } from './delta.js';
+import { freePort } from './emulators.js';
 
 /** A running S3 endpoint and the delta-rs storage options that reach it. */
 export interface LocalS3 {
@@ -9,18 +9,6 @@ export interface LocalS3 {
   readonly storageOptions: StorageOptions;
   createBucket(name: string): void;
   stop(): void;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /** Starts moto's S3 server on a free port and waits until it answers. */
