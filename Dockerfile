@@ -1,7 +1,10 @@
 # Container image of the kafka-delta-rust command.
 #
 #   docker build -t kafka-delta-rust .
-#   docker run --rm -p 9090:9090 -v "$PWD/my-config.yaml:/app/config.yaml:ro" kafka-delta-rust
+#   docker run --rm -v "$PWD/config.yaml:/app/config.yaml:ro" -v "$PWD/data:/data" -p 9090:9090 \
+#     kafka-delta-rust --config /app/config.yaml --monitoring.host=0.0.0.0
+#
+# with delta.table_path in the mounted config pointing under /data (README, section Docker).
 #
 # Two stages:
 # - builder: the Rust toolchain (rust image) plus Node 20 copied from the official node image,
@@ -100,13 +103,14 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # The command on PATH (what `npm link` would do, without npm). Then fail the build if a native
 # addon misses a shared library in this stage (ldd lists their dependencies transitively). The
 # default staging_dir (.kafka-delta-staging, relative to the working directory) must be writable
-# by the non-root user; relative table paths should point at a mounted volume instead.
+# by the non-root user. /data is where the README mounts the tables: owned by that user, so a
+# named volume mounted there starts out writable (a bind mount keeps the host folder's owner).
 RUN ln -s /app/dist/cli.js /usr/local/bin/kafka-delta-rust \
  && missing="$(find /app/dist /app/node_modules -name '*.node' -type f -exec ldd {} + 2>&1 \
       | grep 'not found' || true)" \
  && if [ -n "$missing" ]; then echo "missing shared libraries:"; echo "$missing"; exit 1; fi \
- && mkdir -p /app/.kafka-delta-staging \
- && chown kdr:kdr /app/.kafka-delta-staging
+ && mkdir -p /app/.kafka-delta-staging /data \
+ && chown kdr:kdr /app/.kafka-delta-staging /data
 
 ENV NODE_ENV=production
 USER 10001:10001

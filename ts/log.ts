@@ -14,10 +14,15 @@ export type LogFields = Readonly<Record<string, unknown>>;
 
 /** The logger the pipeline writes to; embedders may pass their own implementation. */
 export interface Logger {
+  /** A failure: the pipeline stops or an operation is abandoned. */
   error(message: string, fields?: LogFields): void;
+  /** Something unexpected that the pipeline works around (a retry, a refused setting). */
   warn(message: string, fields?: LogFields): void;
+  /** Progress an operator wants to see: start, assignments, commits, stop. */
   info(message: string, fields?: LogFields): void;
+  /** Per-batch detail, for diagnosing a run. */
   debug(message: string, fields?: LogFields): void;
+  /** Per-message detail; verbose. */
   trace(message: string, fields?: LogFields): void;
   /** A logger that adds `fields` to every record. */
   child(fields: LogFields): Logger;
@@ -27,7 +32,9 @@ const SEVERITY: Readonly<Record<LogLevel, number>> = { error: 0, warn: 1, info: 
 
 /** Options of {@link createLogger}. */
 export interface LoggerOptions {
+  /** Records less severe than this are dropped. */
   level: LogLevel;
+  /** `json`: one JSON object per line; `pretty`: time, level, message and `key=value` fields. */
   format: LogFormat;
   /** Where lines go; standard error by default, so standard output stays free for results. */
   write?: (line: string) => void;

@@ -8,9 +8,13 @@ import type { Registry } from 'prom-client';
 
 /** Options of {@link startMetricsServer}. */
 export interface MetricsServerOptions {
+  /** Interface to bind; `127.0.0.1` keeps the endpoint local, `0.0.0.0` exposes it. */
   host: string;
+  /** Port to listen on; 0 picks a free one (read it back from {@link MetricsServer.port}). */
   port: number;
+  /** URL path serving the Prometheus text, e.g. `/metrics`. */
   endpoint: string;
+  /** The registry rendered at {@link MetricsServerOptions.endpoint}, e.g. `pipeline.metrics.registry`. */
   registry: Registry;
   /** Whether the pipeline is ready (consuming, table reachable). */
   ready: () => boolean;
@@ -20,6 +24,7 @@ export interface MetricsServerOptions {
 export interface MetricsServer {
   /** The port it listens on (useful with port 0). */
   readonly port: number;
+  /** Stops listening; resolves once the server is closed. */
   close(): Promise<void>;
 }
 
