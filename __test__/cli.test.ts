@@ -94,15 +94,18 @@ test('a table that would expire our recorded positions is refused', (t) => {
   t.regex(r.stderr, /delta\.setTransactionRetentionDuration/);
 });
 
-test('settings this version cannot honour yet are refused, not ignored', (t) => {
+test('batch.schedule is accepted; an impossible one is refused naming the key', (t) => {
   const dir = tempDir();
   const path = writeConfig(
     dir,
-    testConfig({ topics: ['t'], group: 'g', tablePath: join(dir, 't'), extra: { batch: { schedule: '02:30' } } }),
+    testConfig({ topics: ['t'], group: 'g', tablePath: join(dir, 't'), extra: { batch: { schedule: '02:30', timezone: 'Europe/Berlin' } } }),
   );
-  const r = runCli(['validate', '--config', path]);
+  const accepted = runCli(['validate', '--config', path]);
+  t.is(accepted.status, 3, 'past the configuration checks, the missing table is the problem');
+  t.notRegex(accepted.stderr, /batch\.schedule/);
+  const r = runCli(['validate', '--config', path, '--batch.schedule=0 0 31 2 *']);
   t.is(r.status, 2);
-  t.regex(r.stderr, /batch\.schedule/);
+  t.regex(r.stderr, /batch\.schedule: .*never fires/);
 });
 
 test('MERGE settings are checked against the table: a delete_when over a missing column names the key', (t) => {

@@ -310,6 +310,42 @@ test('other value checks: schedule, endpoint, metadata columns, nulls', (t) => {
   t.is(ok(doc({ logging: { level: 'DEBUG' } })).logging.level, 'debug');
 });
 
+test('batch defaults: 60 s and 100000 rows without a schedule, unset with one unless given', (t) => {
+  t.deepEqual(ok(doc()).batch, { batchIntervalSeconds: 60, batchSize: 100000, timezone: 'UTC' });
+  t.deepEqual(ok(doc({ batch: { schedule: null } })).batch, { batchIntervalSeconds: 60, batchSize: 100000, timezone: 'UTC' });
+  const daily = ok(doc({ batch: { schedule: '02:00', timezone: 'Europe/Berlin' } })).batch;
+  t.deepEqual(daily, { schedule: '02:00', timezone: 'Europe/Berlin' });
+  t.false('batchIntervalSeconds' in daily);
+  t.false('batchSize' in daily);
+  t.deepEqual(ok(doc({ batch: { schedule: '0 0 * * *', batch_size: 500 } })).batch, { schedule: '0 0 * * *', batchSize: 500, timezone: 'UTC' });
+  t.deepEqual(ok(doc({ batch: { schedule: '0 0 * * *', batch_interval: 3600 } })).batch, {
+    schedule: '0 0 * * *', batchIntervalSeconds: 3600, timezone: 'UTC',
+  });
+  t.deepEqual(ok(doc({ batch: { schedule: '0 0 * * *', batch_interval: null, batch_size: null } })).batch, { schedule: '0 0 * * *', timezone: 'UTC' });
+  t.is(ok(doc({ batch: { batch_size: 7 } })).batch.batchIntervalSeconds, 60);
+  t.is(ok(doc({ batch: { batch_interval: 7 } })).batch.batchSize, 100000);
+  // a schedule does not relax the other keys' checks
+  const err = fails(t, doc({ batch: { schedule: '02:00', batch_interval: -1, batch_size: 0 } }));
+  t.regex(problem(err, 'batch.batch_interval'), /greater than 0/);
+  t.regex(problem(err, 'batch.batch_size'), /at least 1/);
+});
+
+test('a bad batch.schedule or batch.timezone is a ConfigError naming the key', (t) => {
+  for (const bad of ['24:00', '2:30', '* * *', '0 0 * * * *', '61 * * * *', '0 25 * * *', '0 0 31 2 *', '0 0 * * FUNDAY', '@daily', '', 230]) {
+    const err = fails(t, doc({ batch: { schedule: bad } }));
+    t.is(err.problems.length, 1, String(bad));
+    t.regex(problem(err, 'batch.schedule'), /daily time "HH:MM".*5-field cron expression/, String(bad));
+    t.true(err.message.includes('batch.schedule: expected'), String(bad));
+  }
+  t.regex(problem(fails(t, doc({ batch: { schedule: '61 * * * *' } })), 'batch.schedule'), /minute.*got the string "61 \* \* \* \*"/);
+  t.regex(problem(fails(t, doc({ batch: { schedule: '0 0 31 2 *' } })), 'batch.schedule'), /never fires/);
+  const tz = fails(t, doc({ batch: { schedule: '02:00', timezone: 'Mars/Olympus' } }));
+  t.is(tz.problems.length, 1);
+  t.regex(problem(tz, 'batch.timezone'), /IANA time zone.*"Mars\/Olympus"/);
+  t.is(ok(doc({ batch: { schedule: '0 0 * * mon-fri' } })).batch.schedule, '0 0 * * mon-fri');
+  t.is(ok(doc({ batch: { schedule: '0 0 L * ?' } })).batch.schedule, '0 0 L * ?');
+});
+
 test('a missing file, bad YAML and a non-map document are ConfigErrors', async (t) => {
   const dir = await mkdtemp(path.join(tmpdir(), 'kdr-config-'));
   const missing = path.join(dir, 'absent.yaml');

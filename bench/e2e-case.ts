@@ -55,7 +55,19 @@ async function consumeOnly(topic: string, expected: number): Promise<{ seconds: 
   return { seconds, messages, bytes };
 }
 
-async function pipeline(mode: 'insert' | 'merge', topic: string): Promise<{ seconds: number; messages: number; bytes: number; rows: number; flushes: number }> {
+type PipelineMode = 'insert' | 'merge' | 'append' | 'append-capped';
+const MODES: readonly string[] = ['consume', 'insert', 'merge', 'append', 'append-capped'];
+
+/** Bench settings per mode: `append*` stage the whole run and flush once, to show the memory cap. */
+function modeSettings(mode: PipelineMode, dir: string): Record<string, unknown> {
+  if (mode === 'insert' || mode === 'merge') return { batch: { batch_interval: 60, batch_size: 250_000 } };
+  return {
+    batch: { batch_interval: 86_400, batch_size: 1e12 },
+    buffer: { max_memory: mode === 'append-capped' ? '64MiB' : '16GiB', staging_dir: join(dir, 'staging') },
+  };
+}
+
+async function pipeline(mode: PipelineMode, topic: string): Promise<{ seconds: number; messages: number; bytes: number; rows: number; flushes: number }> {
   const dir = mkdtempSync(join(tmpdir(), 'kdr-bench-'));
   const table = join(dir, 'events');
   try {
@@ -68,8 +80,8 @@ async function pipeline(mode: 'insert' | 'merge', topic: string): Promise<{ seco
         mode: mode === 'merge' ? 'MERGE' : 'INSERT',
         ...(mode === 'merge' ? { merge_keys: ['event_id'] } : {}),
       },
-      dedup: mode === 'merge' ? {} : { keys: ['event_id'] },
-      batch: { batch_interval: 60, batch_size: 250_000 },
+      dedup: mode === 'insert' ? { keys: ['event_id'] } : {},
+      ...modeSettings(mode, dir),
       logging: { level: 'WARN' },
       monitoring: { enabled: false },
     });
@@ -86,10 +98,11 @@ async function pipeline(mode: 'insert' | 'merge', topic: string): Promise<{ seco
 async function main(): Promise<void> {
   const [mode, topic, countArg] = process.argv.slice(2);
   const expected = Number(countArg);
-  if ((mode !== 'consume' && mode !== 'insert' && mode !== 'merge') || !topic || !Number.isInteger(expected)) {
-    throw new Error('usage: e2e-case.ts <consume|insert|merge> <topic> <messages>');
+  if (mode === undefined || !MODES.includes(mode) || !topic || !Number.isInteger(expected)) {
+    throw new Error(`usage: e2e-case.ts <${MODES.join('|')}> <topic> <messages>`);
   }
-  const result = mode === 'consume' ? { ...(await consumeOnly(topic, expected)), rows: 0, flushes: 0 } : await pipeline(mode, topic);
+  const result =
+    mode === 'consume' ? { ...(await consumeOnly(topic, expected)), rows: 0, flushes: 0 } : await pipeline(mode as PipelineMode, topic);
   const steps = nativeStepTotals();
   const perSecond = (rows: number, seconds: number) => (seconds > 0 ? rows / seconds : 0);
   const line = {

@@ -9,7 +9,9 @@
  *   events of ~300 B plus 5% repeats: raw consumption, then the pipeline into a fresh table with
  *   INSERT and with MERGE; messages/s, MB/s, peak RSS and the native steps' share.
  *
- * `BENCH_CASES=dedup` or `e2e` runs one group.
+ * `BENCH_CASES=dedup` or `e2e` runs one group; `BENCH_E2E_MODES` picks e2e modes (`append` and
+ * `append-capped`: INSERT without dedup, one flush at the end, uncapped vs `buffer.max_memory`
+ * 64 MiB, to compare peak RSS).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -127,7 +129,8 @@ if (cases.has('e2e')) {
   const brokers = `127.0.0.1:${process.env.KAFKA_PORT ?? '9092'}`;
   const events = Number(process.env.BENCH_EVENTS ?? 1_000_000);
   const { topic, messages } = await ensureDataSet(brokers, events);
-  for (const mode of ['consume', 'insert', 'merge']) {
+  const modes = (process.env.BENCH_E2E_MODES ?? 'consume,insert,merge,append,append-capped').split(',');
+  for (const mode of modes) {
     e2eResults.push(repeated<E2eResult>(`e2e ${mode} ${messages} messages`, './e2e-case.ts', [mode, topic, String(messages)]));
   }
   const share = (s: StepShare, total: number) => (s.seconds > 0 ? `${s.seconds.toFixed(2)} s (${(s.rowsPerSecond / 1e6).toFixed(2)} M/s, ${((100 * s.seconds) / total).toFixed(0)}%)` : '–');

@@ -33,6 +33,9 @@ pub enum CoreError {
     #[error("delta error: {0}")]
     Delta(#[from] DeltaTableError),
 
+    #[error("staging error: {0}")]
+    Staging(String),
+
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -47,6 +50,7 @@ impl CoreError {
             CoreError::CommitConflict { .. } => "COMMIT_CONFLICT",
             CoreError::InvalidArgument(_) => "INVALID_ARGUMENT",
             CoreError::Storage(_) => "STORAGE",
+            CoreError::Staging(_) => "STAGING",
             CoreError::Arrow(_) | CoreError::Internal(_) => "INTERNAL",
             CoreError::Delta(err) => delta_error_code(err),
         }
@@ -87,5 +91,11 @@ impl From<tokio::task::JoinError> for CoreError {
 impl From<std::io::Error> for CoreError {
     fn from(err: std::io::Error) -> Self {
         CoreError::Storage(err.to_string())
+    }
+}
+
+impl From<deltalake::datafusion::error::DataFusionError> for CoreError {
+    fn from(err: deltalake::datafusion::error::DataFusionError) -> Self {
+        CoreError::Internal(format!("planning the write: {err}"))
     }
 }

@@ -20,6 +20,7 @@ use crate::decode::{
     utc_millis, DecodeSpec, Messages, Rejection, OFFSET_COLUMN, PARTITION_COLUMN, TOPIC_COLUMN,
 };
 use crate::error::{CoreError, CoreResult};
+use crate::spill::{Generation, GenerationRange, PartitionKey, Staging};
 
 /// One consumed batch of Kafka messages, packed by `ts/kafka/packer.ts` into a few buffers so
 /// that it crosses into native code in one call.
@@ -56,6 +57,12 @@ pub struct AppendResult {
     pub staged_rows: u32,
     /// Approximate bytes of Arrow memory now staged.
     pub staged_bytes: f64,
+    /// Rows staged on disk (spilled) and not yet committed.
+    pub spilled_rows: f64,
+    /// Bytes of spill files not yet released (including those of a flush in flight).
+    pub spilled_bytes: f64,
+    /// Whether this append spilled the staged rows to disk.
+    pub spilled: bool,
 }
 
 /// A message that could not become a row.
@@ -78,14 +85,45 @@ pub struct PartitionPosition {
     pub last_offset: f64,
 }
 
+/// Where a stage starts reading a topic-partition.
+#[napi(object)]
+pub struct PartitionStartPosition {
+    pub topic_index: u32,
+    pub partition: i32,
+    /// The first offset to read; absent when Kafka decides (`start_from` with nothing recorded).
+    pub next_offset: Option<f64>,
+}
+
+/// What recovery found in the staging directory.
+#[napi(object)]
+pub struct StagingRecovery {
+    /// Spilled generations recovered (their rows are staged again).
+    pub generations: u32,
+    pub rows: f64,
+    pub bytes: f64,
+    /// The last offset the recovered rows cover per topic-partition: consumption resumes after.
+    pub positions: Vec<PartitionPosition>,
+    /// Files of generations the table already held (a crash after the commit), removed.
+    pub committed_files: u32,
+    /// Files dropped (incomplete, damaged, or not continuing the table); their ranges are
+    /// consumed again from Kafka.
+    pub discarded_files: u32,
+    pub reasons: Vec<String>,
+}
+
 /// Everything taken out of a stage for one commit.
 #[derive(Default)]
 pub struct SegmentData {
     pub by_day: BTreeMap<EpochDay, Vec<RecordBatch>>,
     pub dead_letters: Vec<RecordBatch>,
     pub positions: HashMap<(u16, i32), i64>,
+    /// Rows and bytes held in memory (`by_day`).
     pub rows: usize,
     pub bytes: usize,
+    /// Generations spilled to disk, oldest first; their rows come before `by_day`'s.
+    pub spilled: Vec<Generation>,
+    /// The staging the spilled generations live in (to read and then release them).
+    pub staging: Option<Arc<Mutex<Staging>>>,
 }
 
 impl SegmentData {
@@ -104,7 +142,41 @@ impl SegmentData {
     }
 
     pub fn dead_letter_count(&self) -> usize {
-        self.dead_letters.iter().map(RecordBatch::num_rows).sum()
+        let spilled: u64 = self
+            .spilled
+            .iter()
+            .flat_map(|g| &g.files)
+            .filter(|f| f.day.is_none())
+            .map(|f| f.rows)
+            .sum();
+        self.dead_letters
+            .iter()
+            .map(RecordBatch::num_rows)
+            .sum::<usize>()
+            + spilled as usize
+    }
+
+    /// Rows spilled to disk.
+    pub fn spilled_rows(&self) -> usize {
+        self.spilled.iter().map(|g| g.rows() as usize).sum()
+    }
+
+    /// Rows consolidated away while spilling.
+    pub fn spilled_deduplicated(&self) -> usize {
+        self.spilled.iter().map(|g| g.deduplicated as usize).sum()
+    }
+
+    /// The days the segment writes into, memory and disk.
+    pub fn days(&self) -> Vec<EpochDay> {
+        let mut days: Vec<EpochDay> = self.by_day.keys().copied().collect();
+        days.extend(
+            self.spilled
+                .iter()
+                .flat_map(|g| g.files.iter().filter_map(|f| f.day)),
+        );
+        days.sort_unstable();
+        days.dedup();
+        days
     }
 
     /// Drops everything staged for the given topic-partitions (after a revoke), so the new owner
@@ -192,6 +264,12 @@ fn dead_letter_fields() -> Vec<Field> {
 /// Rows staged for the next flush. Shared with the background tasks that fill it.
 pub struct StageState {
     pub segment: SegmentData,
+    pub staging: Option<Arc<Mutex<Staging>>>,
+    /// The last offset consumed per topic-partition (across flushes), so a generation can
+    /// record where it continues from.
+    consumed: HashMap<PartitionKey, i64>,
+    /// Ranges of the rows in memory since the last spill or take.
+    pending: HashMap<PartitionKey, GenerationRange>,
 }
 
 #[napi]
@@ -207,13 +285,20 @@ pub fn lock<T>(mutex: &Mutex<T>) -> CoreResult<MutexGuard<'_, T>> {
 }
 
 impl Stage {
-    pub fn new(spec: DecodeSpec) -> Self {
+    pub fn new(spec: DecodeSpec, staging: Option<Staging>) -> Self {
         Self {
             spec: Arc::new(spec),
             state: Arc::new(Mutex::new(StageState {
                 segment: SegmentData::default(),
+                staging: staging.map(|s| Arc::new(Mutex::new(s))),
+                consumed: HashMap::new(),
+                pending: HashMap::new(),
             })),
         }
+    }
+
+    fn staging(&self) -> CoreResult<Option<Arc<Mutex<Staging>>>> {
+        Ok(lock(&self.state)?.staging.clone())
     }
 }
 
@@ -235,8 +320,80 @@ impl Stage {
     #[napi]
     pub fn take(&self) -> napi::Result<StagedSegment> {
         let mut state = lock(&self.state)?;
-        let data = std::mem::take(&mut state.segment);
+        let mut data = std::mem::take(&mut state.segment);
+        // Rows in memory leave with the segment: the next generation continues after them.
+        state.pending.clear();
+        data.staging = state.staging.clone();
         Ok(StagedSegment::new(data))
+    }
+
+    /// Spills the rows in memory to disk now, durably (a stop that leaves them for the next
+    /// scheduled flush). Returns whether anything was written; without staging, nothing is.
+    #[napi]
+    pub async fn persist(&self) -> napi::Result<bool> {
+        let state = self.state.clone();
+        let written = tokio::task::spawn_blocking(move || -> CoreResult<bool> {
+            let mut guard = lock(&state)?;
+            let state = &mut *guard;
+            let Some(staging) = state.staging.clone() else {
+                return Ok(false);
+            };
+            if state.pending.is_empty() {
+                return Ok(false);
+            }
+            let mut staging = lock(&staging)?;
+            spill(&mut state.segment, &mut state.pending, &mut staging)?;
+            Ok(true)
+        })
+        .await
+        .map_err(CoreError::from)??;
+        Ok(written)
+    }
+
+    /// Topic-partitions the staging directory holds rows for (look up their recorded
+    /// positions in the table, then call `recover`).
+    #[napi]
+    pub fn staging_partitions(&self) -> napi::Result<Vec<PartitionPosition>> {
+        let Some(staging) = self.staging()? else {
+            return Ok(Vec::new());
+        };
+        let keys = lock(&staging)?.manifest_partitions()?;
+        Ok(keys
+            .into_iter()
+            .map(|(topic, partition)| PartitionPosition {
+                topic_index: u32::from(topic),
+                partition,
+                last_offset: -1.0,
+            })
+            .collect())
+    }
+
+    /// Stages again the spilled rows that continue the table's recorded positions (`recorded`:
+    /// the last offset the table holds per topic-partition; absent ones have none) and removes
+    /// the rest of the staging directory. Call before consuming.
+    #[napi]
+    pub async fn recover(&self, recorded: Vec<PartitionPosition>) -> napi::Result<StagingRecovery> {
+        let state = self.state.clone();
+        let result = tokio::task::spawn_blocking(move || recover_blocking(&state, &recorded))
+            .await
+            .map_err(CoreError::from)??;
+        Ok(result)
+    }
+
+    /// Records where consumption of newly assigned partitions starts, so that spilled
+    /// generations can prove they continue the table.
+    #[napi]
+    pub fn assigned(&self, starts: Vec<PartitionStartPosition>) -> napi::Result<()> {
+        let mut state = lock(&self.state)?;
+        for start in starts {
+            let key = (start.topic_index as u16, start.partition);
+            match start.next_offset {
+                Some(next) if next >= 0.0 => state.consumed.insert(key, next as i64 - 1),
+                _ => state.consumed.remove(&key),
+            };
+            state.pending.remove(&key);
+        }
+        Ok(())
     }
 
     /// Drops staged rows and positions of partitions this consumer no longer owns.
@@ -246,14 +403,36 @@ impl Stage {
             .iter()
             .map(|p| (p.topic_index as u16, p.partition))
             .collect();
-        lock(&self.state)?.segment.forget_partitions(&lost)?;
+        let mut state = lock(&self.state)?;
+        state.segment.forget_partitions(&lost)?;
+        for key in &lost {
+            state.pending.remove(key);
+            state.consumed.remove(key);
+        }
         Ok(())
     }
 
-    /// Rows staged now.
+    /// Rows staged now, in memory and spilled to disk.
     #[napi(getter)]
-    pub fn staged_rows(&self) -> napi::Result<u32> {
-        Ok(lock(&self.state)?.segment.rows as u32)
+    pub fn staged_rows(&self) -> napi::Result<f64> {
+        let state = lock(&self.state)?;
+        Ok((state.segment.rows + state.segment.spilled_rows()) as f64)
+    }
+
+    /// Rows of this stage spilled to disk (not those of a flush in flight).
+    #[napi(getter)]
+    pub fn spilled_rows(&self) -> napi::Result<f64> {
+        Ok(lock(&self.state)?.segment.spilled_rows() as f64)
+    }
+
+    /// Bytes of spill files not yet released, including those of a flush in flight.
+    #[napi(getter)]
+    pub fn spilled_bytes(&self) -> napi::Result<f64> {
+        let Some(staging) = self.staging()? else {
+            return Ok(0.0);
+        };
+        let bytes = lock(&staging)?.disk_bytes();
+        Ok(bytes as f64)
     }
 
     /// Approximate Arrow memory staged now, in bytes.
@@ -309,26 +488,129 @@ fn append_blocking(
         .collect();
     let staged = decoded.days.len() as u32;
 
-    let mut state = lock(state)?;
-    let segment = &mut state.segment;
+    let mut guard = lock(state)?;
+    let state = &mut *guard;
     for i in 0..messages.len() {
         let key = (messages.topic_indexes[i], messages.partitions[i]);
         let offset = messages.offset(i);
-        let last = segment.positions.entry(key).or_insert(offset);
+        let last = state.segment.positions.entry(key).or_insert(offset);
         *last = (*last).max(offset);
+        let previous = state.consumed.get(&key).copied();
+        let range = state.pending.entry(key).or_insert(GenerationRange {
+            topic: key.0,
+            partition: key.1,
+            previous,
+            last: offset,
+        });
+        range.last = range.last.max(offset);
+        state
+            .consumed
+            .insert(key, previous.map_or(offset, |p| p.max(offset)));
     }
+    let segment = &mut state.segment;
     for (day, rows) in by_day {
         segment.rows += rows.num_rows();
         segment.bytes += rows.get_array_memory_size();
         segment.by_day.entry(day).or_default().push(rows);
     }
     segment.dead_letters.extend(dead);
+    let mut spilled = false;
+    let mut spilled_bytes = 0;
+    if let Some(staging) = state.staging.clone() {
+        let mut staging = lock(&staging)?;
+        let dead_bytes: usize = segment
+            .dead_letters
+            .iter()
+            .map(RecordBatch::get_array_memory_size)
+            .sum();
+        if segment.bytes + dead_bytes > staging.max_memory_bytes {
+            spill(segment, &mut state.pending, &mut staging)?;
+            spilled = true;
+        }
+        spilled_bytes = staging.disk_bytes();
+    }
     Ok(AppendResult {
         staged,
         rejected,
-        staged_rows: segment.rows as u32,
+        staged_rows: (segment.rows + segment.spilled_rows()) as u32,
         staged_bytes: segment.bytes as f64,
+        spilled_rows: segment.spilled_rows() as f64,
+        spilled_bytes: spilled_bytes as f64,
+        spilled,
     })
+}
+
+/// Moves the rows in memory (and dead letters) into a new durable generation.
+fn spill(
+    segment: &mut SegmentData,
+    pending: &mut HashMap<PartitionKey, GenerationRange>,
+    staging: &mut Staging,
+) -> CoreResult<()> {
+    let started = std::time::Instant::now();
+    let by_day: Vec<(EpochDay, Vec<RecordBatch>)> =
+        std::mem::take(&mut segment.by_day).into_iter().collect();
+    let dead_letters = std::mem::take(&mut segment.dead_letters);
+    let mut ranges: Vec<GenerationRange> = pending.drain().map(|(_, r)| r).collect();
+    ranges.sort_by_key(|r| (r.topic, r.partition));
+    let rows = segment.rows;
+    let generation = staging.spill(by_day, dead_letters, ranges)?;
+    tracing::debug!(
+        generation = generation.id,
+        rows,
+        kept = generation.rows(),
+        bytes = generation.bytes(),
+        ms = started.elapsed().as_millis() as u64,
+        "staged rows spilled to disk"
+    );
+    segment.rows = 0;
+    segment.bytes = 0;
+    segment.spilled.push(generation);
+    Ok(())
+}
+
+fn recover_blocking(
+    state: &Mutex<StageState>,
+    recorded: &[PartitionPosition],
+) -> CoreResult<StagingRecovery> {
+    let mut guard = lock(state)?;
+    let state = &mut *guard;
+    let Some(staging) = state.staging.clone() else {
+        return Ok(StagingRecovery {
+            generations: 0,
+            rows: 0.0,
+            bytes: 0.0,
+            positions: Vec::new(),
+            committed_files: 0,
+            discarded_files: 0,
+            reasons: Vec::new(),
+        });
+    };
+    let recorded: HashMap<PartitionKey, i64> = recorded
+        .iter()
+        .filter(|p| p.last_offset >= 0.0)
+        .map(|p| ((p.topic_index as u16, p.partition), p.last_offset as i64))
+        .collect();
+    let found = lock(&staging)?.recover(&recorded)?;
+    let segment = &mut state.segment;
+    for generation in &found.generations {
+        for range in &generation.ranges {
+            let key = (range.topic, range.partition);
+            let last = segment.positions.entry(key).or_insert(range.last);
+            *last = (*last).max(range.last);
+            state.consumed.insert(key, *last);
+        }
+    }
+    segment.spilled.extend(found.generations.iter().cloned());
+    let recovery = StagingRecovery {
+        generations: found.generations.len() as u32,
+        rows: found.generations.iter().map(Generation::rows).sum::<u64>() as f64,
+        bytes: found.generations.iter().map(Generation::bytes).sum::<u64>() as f64,
+        positions: segment.position_list(),
+        committed_files: found.committed_files as u32,
+        discarded_files: found.discarded_files as u32,
+        reasons: found.reasons,
+    };
+    Ok(recovery)
 }
 
 /// Splits decoded rows into one batch per day (usually a single day: no copy then).
@@ -426,10 +708,12 @@ impl StagedSegment {
 
 #[napi]
 impl StagedSegment {
-    /// Rows in the segment.
+    /// Rows in the segment, in memory and spilled.
     #[napi(getter)]
     pub fn rows(&self) -> napi::Result<u32> {
-        Ok(lock(&self.data)?.as_ref().map_or(0, |d| d.rows) as u32)
+        Ok(lock(&self.data)?
+            .as_ref()
+            .map_or(0, |d| d.rows + d.spilled_rows()) as u32)
     }
 
     /// Dead letters in the segment.
@@ -445,8 +729,36 @@ impl StagedSegment {
     pub fn days(&self) -> napi::Result<Vec<String>> {
         Ok(lock(&self.data)?
             .as_ref()
-            .map(|d| d.by_day.keys().map(|&k| day::format_day(k)).collect())
+            .map(|d| d.days().into_iter().map(day::format_day).collect())
             .unwrap_or_default())
+    }
+
+    /// Rows of the segment that were spilled to disk.
+    #[napi(getter)]
+    pub fn spilled_rows(&self) -> napi::Result<f64> {
+        Ok(lock(&self.data)?
+            .as_ref()
+            .map_or(0, SegmentData::spilled_rows) as f64)
+    }
+
+    /// After the segment's commits: deletes its spill files (the table now holds their rows).
+    #[napi]
+    pub async fn release(&self) -> napi::Result<()> {
+        let data = self.data.clone();
+        tokio::task::spawn_blocking(move || -> CoreResult<()> {
+            let guard = lock(&data)?;
+            let Some(segment) = guard.as_ref() else {
+                return Ok(());
+            };
+            if let Some(staging) = &segment.staging {
+                let ids: Vec<u64> = segment.spilled.iter().map(|g| g.id).collect();
+                lock(staging)?.release(&ids)?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(CoreError::from)??;
+        Ok(())
     }
 
     /// The last offset the segment covers for each topic-partition it holds.

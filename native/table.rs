@@ -14,7 +14,9 @@ use napi_derive::napi;
 
 use crate::day;
 use crate::decode::{DaySource, DecodeOptions, DecodeSpec, KafkaMetadataColumns};
+use crate::dedup::{DedupOptions, DedupSpec};
 use crate::error::{CoreError, CoreResult};
+use crate::spill::Staging;
 use crate::stage::{dead_letter_schema, lock, Stage, StagedSegment};
 use crate::write::{commit_segment, CommitOptions, CommitResult, PartitionAppId};
 
@@ -64,6 +66,23 @@ pub struct StageOptions {
     pub kafka_metadata: Option<KafkaMetadataColumns>,
     /// Columns (dedup keys) whose null or missing value sends a message to the dead letters.
     pub reject_null_keys: Option<Vec<String>>,
+    /// Spill staged rows to local disk beyond a memory budget; absent: everything stays in
+    /// memory until the flush.
+    pub staging: Option<StagingOptions>,
+}
+
+/// Where and when a stage spills its rows to disk.
+#[napi(object)]
+pub struct StagingOptions {
+    /// The directory, owned by this process while the stage lives.
+    pub dir: String,
+    /// Staged Arrow memory beyond which rows are spilled.
+    pub max_memory_bytes: f64,
+    /// Who writes it (consumer group and table): staging written by another pipeline is
+    /// never used.
+    pub identity: String,
+    /// Consolidation applied to each day while spilling (the flush's own settings).
+    pub dedup: Option<DedupOptions>,
 }
 
 /// A column of a table.
@@ -360,7 +379,17 @@ impl DeltaTarget {
                 reject_null_keys: options.reject_null_keys.unwrap_or_default(),
             },
         )?;
-        Ok(Stage::new(spec))
+        let staging = match options.staging {
+            Some(o) => Some(Staging::open(
+                std::path::Path::new(&o.dir),
+                o.identity,
+                spec.options.topics.clone(),
+                o.max_memory_bytes.max(0.0) as usize,
+                o.dedup.map(DedupSpec::from),
+            )?),
+            None => None,
+        };
+        Ok(Stage::new(spec, staging))
     }
 
     /// Commits one part of the segment (its rows, or its dead letters) in one transaction that

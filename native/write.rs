@@ -3,6 +3,7 @@
 //! positions together or neither.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,6 +19,8 @@ use crate::decode::{OFFSET_COLUMN, PARTITION_COLUMN, TOPIC_COLUMN};
 use crate::dedup::{dedup, DedupOptions, DedupSpec, DedupStrategy};
 use crate::error::{CoreError, CoreResult};
 use crate::merge::{merge_rows, MergeSpec, MergeStats};
+use crate::spill::PartitionKey;
+use crate::spill_read::SegmentPart;
 use crate::stage::{column, lock, SegmentData};
 
 /// The txn application id that records one topic-partition's position.
@@ -82,8 +85,6 @@ pub enum CommitPart {
     DeadLetters,
 }
 
-type PartitionKey = (u16, i32);
-
 /// Reads the recorded version of each application id.
 pub async fn read_txn_versions(
     table: &DeltaTable,
@@ -119,16 +120,16 @@ pub async fn commit_segment(
 ) -> CoreResult<CommitResult> {
     let max_attempts = options.max_attempts.max(1);
     let part = options.part;
-    let (days, positions) = {
+    let (source, positions) = {
         let guard = lock(&segment)?;
         let data = guard
             .as_ref()
             .ok_or_else(|| CoreError::InvalidArgument("the segment was released".into()))?;
-        let days: Vec<Vec<RecordBatch>> = match options.part {
-            CommitPart::Rows => data.by_day.values().cloned().collect(),
-            CommitPart::DeadLetters => vec![data.dead_letters.clone()],
+        let source = match options.part {
+            CommitPart::Rows => SegmentPart::rows(data)?,
+            CommitPart::DeadLetters => SegmentPart::dead_letters(data)?,
         };
-        (days, data.positions.clone())
+        (Arc::new(source), data.positions.clone())
     };
     let (dedup_spec, merge_spec) = match options.part {
         CommitPart::Rows => {
@@ -156,7 +157,17 @@ pub async fn commit_segment(
         )));
     }
     let id_list: Vec<String> = ids.values().cloned().collect();
-    let total_rows: usize = days.iter().flatten().map(RecordBatch::num_rows).sum();
+    let total_rows = source.total_rows();
+    let consolidates =
+        merge_spec.is_some() || dedup_spec.as_ref().is_some_and(|d| !d.keys.is_empty());
+    // Plain appends of spilled rows stream from disk; everything else is read into memory once.
+    let streaming = matches!(part, CommitPart::Rows) && source.has_files() && !consolidates;
+    let days = if streaming {
+        Vec::new()
+    } else {
+        let source = source.clone();
+        tokio::task::spawn_blocking(move || source.read_by_day()).await??
+    };
 
     let mut attempt = 0;
     loop {
@@ -183,6 +194,51 @@ pub async fn commit_segment(
                 merge: None,
             });
         }
+        let properties = CommitProperties::default().with_application_transactions(txns);
+        if streaming {
+            let recorded_map: HashMap<PartitionKey, i64> = positions
+                .keys()
+                .filter_map(|k| recorded_for(k).map(|v| (*k, v)))
+                .collect();
+            let counter = Arc::new(AtomicUsize::new(0));
+            let plan = source.streaming_plan(recorded_map, counter.clone())?;
+            let started = std::time::Instant::now();
+            let outcome = current
+                .clone()
+                .write(Vec::new())
+                .with_input_plan(plan)
+                .with_save_mode(SaveMode::Append)
+                .with_commit_properties(properties)
+                .await;
+            let written = counter.load(Ordering::Relaxed);
+            crate::metrics::WRITE
+                .record(started.elapsed(), if outcome.is_ok() { written } else { 0 });
+            match outcome {
+                Ok(updated) => {
+                    let version = updated.version().map(|v| v as i64);
+                    *lock(&table)? = updated;
+                    return Ok(CommitResult {
+                        version,
+                        rows_written: written as u32,
+                        rows_skipped: total_rows.saturating_sub(written) as u32,
+                        attempts: attempt,
+                        rows_deduplicated: source.spilled_deduplicated as u32,
+                        merge: None,
+                    });
+                }
+                Err(err) if is_conflict(&err) && attempt < max_attempts => {
+                    tokio::time::sleep(backoff(attempt)).await;
+                    continue;
+                }
+                Err(err) if is_conflict(&err) => {
+                    return Err(CoreError::CommitConflict {
+                        attempts: attempt,
+                        reason: err.to_string(),
+                    })
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
         let fresh_days = days
             .iter()
             .map(|batches| uncommitted_rows(batches, &recorded_for))
@@ -190,7 +246,6 @@ pub async fn commit_segment(
         let fresh_rows: usize = fresh_days.iter().flatten().map(RecordBatch::num_rows).sum();
         let (fresh, deduplicated) = consolidate(fresh_days, dedup_spec.clone()).await?;
         let written: usize = fresh.iter().map(RecordBatch::num_rows).sum();
-        let properties = CommitProperties::default().with_application_transactions(txns);
         let started = std::time::Instant::now();
         let outcome = if fresh.is_empty() {
             commit_positions_only(&current, properties)
@@ -222,7 +277,7 @@ pub async fn commit_segment(
                     rows_written: written as u32,
                     rows_skipped: (total_rows - fresh_rows) as u32,
                     attempts: attempt,
-                    rows_deduplicated: deduplicated as u32,
+                    rows_deduplicated: (deduplicated + source.spilled_deduplicated) as u32,
                     merge,
                 });
             }
@@ -295,7 +350,7 @@ async fn commit_positions_only(
 }
 
 /// The rows the table does not hold yet, without the internal position columns.
-fn uncommitted_rows(
+pub fn uncommitted_rows(
     batches: &[RecordBatch],
     recorded_for: &dyn Fn(&PartitionKey) -> Option<i64>,
 ) -> CoreResult<Vec<RecordBatch>> {

@@ -7,6 +7,8 @@
  * missing, unsupported or does not fit the configuration; 4 Kafka unreachable; 130 stopped at
  * once by a second signal (nothing is lost: the Delta log holds the last committed positions).
  */
+// First: a missing native binary is reported with the platform and the package to install.
+import './native-guard.js';
 import { readFileSync } from 'node:fs';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';

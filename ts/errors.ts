@@ -26,6 +26,7 @@ export interface ConfigProblem {
 
 /** The configuration is invalid; `problems` lists every problem found, one per key. */
 export class ConfigError extends KafkaDeltaError {
+  /** Every problem found, one per key (never only the first). */
   readonly problems: readonly ConfigProblem[];
 
   constructor(problems: readonly ConfigProblem[], header = 'invalid configuration') {
@@ -52,6 +53,12 @@ export class CommitConflictError extends KafkaDeltaError {}
 /** Reading or writing the table's storage failed. */
 export class StorageError extends KafkaDeltaError {}
 
+/**
+ * The local staging directory (`buffer.staging_dir`) cannot be used: another process holds it,
+ * or a spill file cannot be written (e.g. the disk is full).
+ */
+export class StagingError extends KafkaDeltaError {}
+
 /** Kafka client failures that the pipeline cannot recover from. */
 export class KafkaError extends KafkaDeltaError {}
 
@@ -67,6 +74,7 @@ const NATIVE_CODES: Readonly<Record<string, ErrorClass>> = {
   SCHEMA_MISMATCH: SchemaMismatchError,
   COMMIT_CONFLICT: CommitConflictError,
   STORAGE: StorageError,
+  STAGING: StagingError,
   INVALID_ARGUMENT: InternalError,
   INTERNAL: InternalError,
 };
@@ -74,7 +82,11 @@ const NATIVE_CODES: Readonly<Record<string, ErrorClass>> = {
 /** The prefix native/error.rs puts on every message: `[KDR:<CODE>] <message>`. */
 const NATIVE_PREFIX = /^\[KDR:([A-Z_]+)\] /;
 
-/** Turns an error thrown by the native core into the matching typed error. */
+/**
+ * Turns an error thrown by the native core into the matching typed error.
+ *
+ * @internal The library's own plumbing: every error it throws is already typed.
+ */
 export function fromNativeError(err: unknown): unknown {
   if (err instanceof KafkaDeltaError || !(err instanceof Error)) return err;
   const match = NATIVE_PREFIX.exec(err.message);
@@ -85,7 +97,11 @@ export function fromNativeError(err: unknown): unknown {
   return new Cls(code, message, { cause: err });
 }
 
-/** Calls a synchronous native function and rethrows its failure as a typed error. */
+/**
+ * Calls a synchronous native function and rethrows its failure as a typed error.
+ *
+ * @internal
+ */
 export function nativeSync<T>(call: () => T): T {
   try {
     return call();
@@ -94,7 +110,11 @@ export function nativeSync<T>(call: () => T): T {
   }
 }
 
-/** Awaits a native promise and rethrows its failure as a typed error. */
+/**
+ * Awaits a native promise and rethrows its failure as a typed error.
+ *
+ * @internal
+ */
 export async function native<T>(call: Promise<T>): Promise<T> {
   try {
     return await call;

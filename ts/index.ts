@@ -6,7 +6,11 @@
  * const pipeline = new Pipeline(await loadConfig({ path: './config.yaml' }));
  * await pipeline.run();
  * ```
+ *
+ * @packageDocumentation
  */
+// First: a missing native binary is reported with the platform and the package to install.
+import './native-guard.js';
 export { loadConfig, parseConfig, redactConfig } from './config/index.js';
 export type * from './config/index.js';
 export * from './errors.js';

@@ -8,8 +8,11 @@ import {
   type AppendResult,
   type MessageBatch,
   type PartitionPosition,
+  type PartitionStartPosition,
   type RejectedMessage,
   type StageOptions,
+  type StagingOptions,
+  type StagingRecovery,
   type KafkaMetadataColumns,
   type DaySourceKind,
 } from './native.js';
@@ -21,8 +24,11 @@ export type {
   KafkaMetadataColumns,
   MessageBatch,
   PartitionPosition,
+  PartitionStartPosition,
   RejectedMessage,
   StageOptions,
+  StagingOptions,
+  StagingRecovery,
 };
 
 const segmentHandles = new WeakMap<StagedSegment, NativeStagedSegment>();
@@ -57,14 +63,54 @@ export class Stage {
     return new StagedSegment(nativeSync(() => this.#native.take()));
   }
 
+  /**
+   * Topic-partitions the staging directory holds spilled rows for: look up what the table
+   * recorded for them, then {@link Stage.recover}.
+   */
+  stagingPartitions(): PartitionPosition[] {
+    return nativeSync(() => this.#native.stagingPartitions());
+  }
+
+  /**
+   * Stages again the spilled rows that continue the table's recorded positions (`recorded`: the
+   * last offset the table holds per topic-partition) and clears the rest of the staging
+   * directory. Call once, before consuming.
+   */
+  recover(recorded: readonly PartitionPosition[]): Promise<StagingRecovery> {
+    return native(this.#native.recover([...recorded]));
+  }
+
+  /**
+   * Spills the rows in memory to the staging directory now, durably; returns whether anything
+   * was written (nothing without staging or with nothing new in memory).
+   */
+  persist(): Promise<boolean> {
+    return native(this.#native.persist());
+  }
+
+  /** Tells the stage where consumption of newly assigned partitions starts. */
+  assigned(starts: readonly PartitionStartPosition[]): void {
+    nativeSync(() => this.#native.assigned([...starts]));
+  }
+
   /** Drops staged rows of partitions this consumer no longer owns. */
   forgetPartitions(lost: readonly PartitionPosition[]): void {
     nativeSync(() => this.#native.forgetPartitions([...lost]));
   }
 
-  /** Rows staged now. */
+  /** Rows staged now, in memory and spilled to disk. */
   get stagedRows(): number {
     return nativeSync(() => this.#native.stagedRows);
+  }
+
+  /** Rows of this stage spilled to disk. */
+  get spilledRows(): number {
+    return nativeSync(() => this.#native.spilledRows);
+  }
+
+  /** Bytes of spill files not yet released (including those of a flush in flight). */
+  get spilledBytes(): number {
+    return nativeSync(() => this.#native.spilledBytes);
   }
 
   /** Approximate Arrow memory staged now, in bytes. */
@@ -101,5 +147,15 @@ export class StagedSegment {
   /** The last offset covered per topic-partition. */
   positions(): PartitionPosition[] {
     return nativeSync(() => this.#native.positions());
+  }
+
+  /** Rows of the segment that were spilled to disk. */
+  get spilledRows(): number {
+    return nativeSync(() => this.#native.spilledRows);
+  }
+
+  /** Deletes the segment's spill files; call once the table holds its rows. */
+  release(): Promise<void> {
+    return native(this.#native.release());
   }
 }

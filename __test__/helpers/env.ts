@@ -45,5 +45,7 @@ export function testConfig(options: {
     logging: { level: 'INFO', format: 'json', ...extra.logging },
     monitoring: { enabled: false, ...extra.monitoring },
     batch: { batch_interval: options.batchInterval ?? 1, batch_size: options.batchSize ?? 100000, ...extra.batch },
+    // Every test pipeline gets its own staging directory.
+    buffer: { staging_dir: join(tempDir(), 'staging'), ...extra.buffer },
   };
 }

@@ -167,11 +167,20 @@ export interface ConcurrencyConfig {
 
 /** When staged records are committed to the table. */
 export interface BatchConfig {
-  /** Seconds between commits (fractions allowed). Default 60. */
-  batchIntervalSeconds: number;
-  /** Maximum number of records staged before a commit is forced. Default 100000. */
-  batchSize: number;
-  /** Optional daily time `HH:MM` or 5-field cron expression at which commits happen. */
+  /**
+   * Seconds between commits (fractions allowed). Default 60, or not set (no interval trigger)
+   * when {@link BatchConfig.schedule} is set.
+   */
+  batchIntervalSeconds?: number;
+  /**
+   * Maximum number of records staged before a commit is forced. Default 100000, or not set (no
+   * size trigger) when {@link BatchConfig.schedule} is set.
+   */
+  batchSize?: number;
+  /**
+   * Optional daily time `HH:MM` or 5-field cron expression at which commits happen; a commit
+   * happens at whichever of schedule, interval and size comes first.
+   */
   schedule?: string;
   /** IANA time zone in which {@link BatchConfig.schedule} is read. Default `UTC`. */
   timezone: string;
@@ -197,6 +206,15 @@ export interface BufferConfig {
   maxDiskBytes: number;
   /** Directory for spilled records (relative to the process cwd). Default `.kafka-delta-staging`. */
   stagingDir: string;
+}
+
+/** How a stop (SIGTERM, SIGINT, `Pipeline.stop`) behaves. */
+export interface ShutdownConfig {
+  /**
+   * Seconds a stop may spend committing what is staged; past it, staged rows are persisted to
+   * the staging directory and the process exits without that commit. Default 30.
+   */
+  gracePeriodSeconds: number;
 }
 
 /** Kafka and storage credentials. */
@@ -233,6 +251,8 @@ export interface Config {
   dedup: DedupConfig;
   /** Staging buffer limits. */
   buffer: BufferConfig;
+  /** Stop behaviour. */
+  shutdown: ShutdownConfig;
   /** Credentials. */
   credentials: CredentialsConfig;
 }

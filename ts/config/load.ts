@@ -143,8 +143,8 @@ function keyOf(path: readonly PathSegment[]): string {
   }, '');
 }
 
-/** Whether the value at `path` is a secret that must never be printed. */
-function isSecretKey(path: readonly PathSegment[]): boolean {
+/** @internal Whether the value at `path` is a secret that must never be printed. */
+export function isSecretKey(path: readonly PathSegment[]): boolean {
   const last = path[path.length - 1];
   if (typeof last !== 'string' || last.endsWith('_file')) return false;
   if (FREE_FORM_MAPS.has(keyOf(path.slice(0, -1)))) {

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import type { ConfigProblem } from '../errors.js';
+import { scheduleProblem } from '../pipeline/schedule.js';
 import type {
   Config, DeadLetterConfig, DedupStrategy, DeltaCredentialsProvider, LogFormat, LogLevel, NullKeysPolicy,
   PartitionSource, SaslMechanism, SecurityProtocol, StartFrom, UnknownFieldsPolicy, WriteMode,
@@ -12,6 +13,8 @@ import type {
 
 export type PathSegment = string | number;
 const [MIB, GIB] = [2 ** 20, 2 ** 30];
+/** `batch.batch_interval` and `batch.batch_size` when neither they nor `batch.schedule` are set. */
+const [DEFAULT_BATCH_INTERVAL, DEFAULT_BATCH_SIZE] = [60, 100_000];
 
 /** Free-form maps: their keys are not checked against a schema. */
 export const FREE_FORM_MAPS: ReadonlySet<string> = new Set(['kafka.properties', 'delta.storage_options', 'credentials.delta_credentials']);
@@ -101,11 +104,19 @@ const byteSize = checked(z.union([z.number(), z.string()], { error: BYTES }), BY
 });
 
 const SCHEDULE = 'a daily time "HH:MM" (00:00 to 23:59) or a 5-field cron expression';
-const schedule = checked(z.string({ error: SCHEDULE }), SCHEDULE, (s) => {
+const schedule = z.string({ error: SCHEDULE }).transform((s, ctx) => {
   const t = s.trim();
-  if (/^\d{1,2}:\d{2}$/.test(t)) return /^([01]\d|2[0-3]):[0-5]\d$/.test(t) ? t : undefined;
   const fields = t.split(/\s+/);
-  return fields.length === 5 && fields.every((f) => /^[\w*/,?#-]+$/.test(f)) ? fields.join(' ') : undefined;
+  let out: string | undefined;
+  if (/^\d{1,2}:\d{2}$/.test(t)) out = /^([01]\d|2[0-3]):[0-5]\d$/.test(t) ? t : undefined;
+  else if (fields.length === 5 && fields.every((f) => /^[\w*/,?#-]+$/.test(f))) out = fields.join(' ');
+  // Past the shape, croner knows whether the fields make sense (minute 61 and Feb 31 do not).
+  const why = out === undefined ? undefined : scheduleProblem(out);
+  if (out === undefined || why !== undefined) {
+    ctx.addIssue({ code: 'custom', message: why === undefined ? SCHEDULE : `${SCHEDULE} (${why})`, input: s });
+    return z.NEVER;
+  }
+  return out;
 });
 
 const WRITE_MODES = ['INSERT', 'MERGE'] as const satisfies readonly WriteMode[];
@@ -181,9 +192,10 @@ const concurrencyShape = {
   retry_attempts: int(0, 100, 'an integer from 0 to 100').default(3),
 };
 const batchShape = {
+  // No defaults here: they depend on batch.schedule (see toConfig).
   batch_interval: z.number({ error: 'a number of seconds' }).positive({ error: 'a number of seconds greater than 0' })
-    .max(1e9, { error: 'a number of seconds' }).default(60),
-  batch_size: int(1, Number.MAX_SAFE_INTEGER, 'an integer number of records, at least 1').default(100_000),
+    .max(1e9, { error: 'a number of seconds' }).optional(),
+  batch_size: int(1, Number.MAX_SAFE_INTEGER, 'an integer number of records, at least 1').optional(),
   schedule: schedule.optional(),
   timezone: timezone.default('UTC'),
 };
@@ -197,6 +209,10 @@ const bufferShape = {
   max_memory: byteSize.default(256 * MIB),
   max_disk: byteSize.default(10 * GIB),
   staging_dir: nonEmpty('a directory path').default('.kafka-delta-staging'),
+};
+const shutdownShape = {
+  grace_period: z.number({ error: 'a number of seconds' }).positive({ error: 'a number of seconds greater than 0' })
+    .max(86_400, { error: 'a number of seconds up to 86400' }).default(30),
 };
 const credentialsShape = {
   kafka_username: z.string({ error: 'a string' }).min(1, { error: 'a non-empty string' }).optional(),
@@ -219,6 +235,7 @@ const rootShape = {
   batch: z.strictObject(batchShape, section('batch')),
   dedup: z.strictObject(dedupShape, section('dedup')),
   buffer: z.strictObject(bufferShape, section('buffer')),
+  shutdown: z.strictObject(shutdownShape, section('shutdown')),
   credentials: z.strictObject(credentialsShape, section('credentials')),
 };
 const rootSchema = z.strictObject(rootShape, { error: 'a map of settings' });
@@ -240,7 +257,7 @@ export const KNOWN_KEYS: ReadonlyMap<string, readonly string[]> = new Map(
     '': rootShape, kafka: kafkaShape, delta: deltaShape, 'delta.partition_source': partitionSourceShape,
     'delta.kafka_metadata': kafkaMetadataShape, dead_letter: deadLetterShape, logging: loggingShape,
     monitoring: monitoringShape, concurrency: concurrencyShape, batch: batchShape, dedup: dedupShape,
-    buffer: bufferShape, credentials: credentialsShape,
+    buffer: bufferShape, shutdown: shutdownShape, credentials: credentialsShape,
   }).map(([path, shape]) => [path, Object.keys(shape)]),
 );
 
@@ -385,13 +402,15 @@ export function toConfig(d: ParsedDocument): Config {
     monitoring: { ...d.monitoring },
     concurrency: { numThreads: d.concurrency.num_threads, retryAttempts: d.concurrency.retry_attempts },
     batch: compact({
-      batchIntervalSeconds: d.batch.batch_interval,
-      batchSize: d.batch.batch_size,
+      // With a schedule, a default interval (or size) would flush long before a daily time.
+      batchIntervalSeconds: d.batch.batch_interval ?? (d.batch.schedule === undefined ? DEFAULT_BATCH_INTERVAL : undefined),
+      batchSize: d.batch.batch_size ?? (d.batch.schedule === undefined ? DEFAULT_BATCH_SIZE : undefined),
       schedule: d.batch.schedule,
       timezone: d.batch.timezone,
     }),
     dedup: compact({ keys: d.dedup.keys, orderBy: d.dedup.order_by, strategy: d.dedup.strategy, nullKeys: d.dedup.null_keys }),
     buffer: { maxMemoryBytes: d.buffer.max_memory, maxDiskBytes: d.buffer.max_disk, stagingDir: d.buffer.staging_dir },
+    shutdown: { gracePeriodSeconds: d.shutdown.grace_period },
     credentials: compact({
       kafkaUsername: c.kafka_username,
       kafkaPassword: c.kafka_password,

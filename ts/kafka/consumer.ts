@@ -96,6 +96,7 @@ export class KafkaSource {
   readonly #consumer: Kafka.KafkaConsumer;
   /** Rebalance events are handled one after another, in the order they came. */
   #rebalances: Promise<void> = Promise.resolve();
+  #paused = false;
   readonly #assigned = new Map<string, PartitionRef>();
   #fatal: KafkaError | undefined;
 
@@ -133,6 +134,7 @@ export class KafkaSource {
           for (const p of parts) this.#assigned.set(partitionKey(p.topic, p.partition), p);
           if (cooperative) this.#consumer.incrementalAssign([...starts]);
           else this.#consumer.assign([...starts]);
+          if (this.#paused) this.#consumer.pause(parts.map((p) => ({ topic: p.topic, partition: p.partition })));
           this.#log.info('partitions assigned', {
             partitions: starts.map((s) => `${s.topic}[${s.partition}]@${s.offset}`).join(','),
           });
@@ -203,6 +205,28 @@ export class KafkaSource {
   /** Partitions currently assigned to this consumer (and already positioned). */
   assignedPartitions(): PartitionRef[] {
     return [...this.#assigned.values()];
+  }
+
+  /**
+   * Stops fetching from every assigned partition (consume keeps the group membership alive and
+   * returns nothing) until {@link KafkaSource.resume}. Partitions assigned meanwhile start paused.
+   */
+  pause(): void {
+    this.#paused = true;
+    const parts = this.assignedPartitions();
+    if (parts.length > 0) this.#consumer.pause(parts.map((p) => ({ topic: p.topic, partition: p.partition })));
+  }
+
+  /** Fetches again from every assigned partition. */
+  resume(): void {
+    this.#paused = false;
+    const parts = this.assignedPartitions();
+    if (parts.length > 0) this.#consumer.resume(parts.map((p) => ({ topic: p.topic, partition: p.partition })));
+  }
+
+  /** Whether fetching is paused. */
+  get paused(): boolean {
+    return this.#paused;
   }
 
   /** Records progress in Kafka (for lag tools); `offset` is the next offset to read. */

@@ -159,10 +159,12 @@ export class PipelineMetrics {
     }
   }
 
-  /** Records what is staged in memory now. */
-  staged(rows: number, bytes: number): void {
-    this.#stagedRecords.set({ location: 'memory' }, rows);
+  /** Records what is staged now: rows and bytes in memory, and spilled to disk. */
+  staged(rows: number, bytes: number, disk: { rows: number; bytes: number } = { rows: 0, bytes: 0 }): void {
+    this.#stagedRecords.set({ location: 'memory' }, rows - disk.rows);
     this.#stagedBytes.set({ location: 'memory' }, bytes);
+    this.#stagedRecords.set({ location: 'disk' }, disk.rows);
+    this.#stagedBytes.set({ location: 'disk' }, disk.bytes);
   }
 
   /** Counts a dead letter. */

@@ -114,7 +114,12 @@ export class Flusher {
       appId: o.appId(topicOf(p.topicIndex), p.partition),
     }));
     const days = segment.days;
-    o.log.debug('flush started', { rows: segment.rows, deadLetters: segment.deadLetters, days: days.join(',') });
+    o.log.debug('flush started', {
+      rows: segment.rows,
+      spilledRows: segment.spilledRows,
+      deadLetters: segment.deadLetters,
+      days: days.join(','),
+    });
     let deadLetters = 0;
     if (segment.deadLetters > 0 && o.deadLetters) {
       const dl = await o.deadLetters.commitDeadLetters(segment, appIds, o.maxAttempts);
@@ -124,6 +129,8 @@ export class Flusher {
     const commitStarted = performance.now();
     const result = await o.target.commitRows(segment, appIds, { maxAttempts: o.maxAttempts, ...o.write });
     const commitSeconds = (performance.now() - commitStarted) / 1000;
+    // The table holds the rows now; their spill files (if any) can go.
+    await segment.release();
     const next = positions.map((p) => ({ topic: topicOf(p.topicIndex), partition: p.partition, offset: p.lastOffset + 1 }));
     o.commitKafkaOffsets(next);
 

@@ -11,13 +11,15 @@ import { KafkaDeadLetterSink } from '../kafka/dead-letter-producer.js';
 import { packMessages, type PackOptions } from '../kafka/packer.js';
 import { silentLogger, type Logger } from '../log.js';
 import { configureThreads } from '../native.js';
-import type { Stage, RejectedMessage } from '../stage.js';
+import { NativeLogForwarder, secretValues } from '../native-log.js';
+import type { Stage, RejectedMessage, StagingRecovery } from '../stage.js';
 import { DeltaTarget } from '../table.js';
 import { PipelineMetrics } from '../metrics/metrics.js';
 import { CaughtUpTracker } from './caught-up.js';
 import { Flusher, type FlushSummary } from './flush.js';
 import { kafkaProperties, txnAppId } from './identity.js';
-import { stageOptions, writeOptions } from './stage-options.js';
+import { FlushSchedule, systemClock, type Clock } from './schedule.js';
+import { stageOptions, stagingOptions, writeOptions } from './stage-options.js';
 import { checkSupported, checkTableFits } from './validate.js';
 
 export type { FlushSummary };
@@ -50,6 +52,14 @@ export interface PipelineOptions {
   untilCaughtUp?: boolean;
   /** Metrics to update; a fresh registry by default. */
   metrics?: PipelineMetrics;
+  /** The time flush triggers are checked against (tests move it by hand). */
+  clock?: Clock;
+  /**
+   * Seconds a stop may take to flush before it persists what is staged and returns anyway;
+   * default `shutdown.grace_period`. Nothing is lost either way: unflushed rows are on disk or
+   * still in Kafka.
+   */
+  stopGraceSeconds?: number;
 }
 
 /** What a finished run did. */
@@ -72,6 +82,11 @@ export class Pipeline {
   readonly #events = new EventEmitter();
   readonly #untilCaughtUp: boolean;
   readonly #topicIndex: Map<string, number>;
+  readonly #schedule: FlushSchedule;
+  readonly #stopGraceMs: number;
+  /** Last offsets of rows recovered from the staging directory, by partition key. */
+  readonly #recovered = new Map<string, number>();
+  #nativeLogs: NativeLogForwarder | undefined;
   #target: DeltaTarget | undefined;
   #stage: Stage | undefined;
   #source: KafkaSource | undefined;
@@ -82,8 +97,8 @@ export class Pipeline {
   #stopRequested = false;
   #loop: Promise<RunSummary> | undefined;
   #messages = 0;
-  #lastFlush = Date.now();
   #startedAt = 0;
+  #stopDeadline = Number.POSITIVE_INFINITY;
 
   constructor(config: Config, options: PipelineOptions = {}) {
     checkSupported(config);
@@ -92,7 +107,12 @@ export class Pipeline {
     this.#untilCaughtUp = options.untilCaughtUp ?? false;
     this.metrics = options.metrics ?? new PipelineMetrics();
     this.#topicIndex = new Map(config.kafka.topics.map((t, i) => [t, i]));
+    this.#schedule = FlushSchedule.fromConfig(config.batch, options.clock ?? systemClock);
+    this.#stopGraceMs = (options.stopGraceSeconds ?? config.shutdown.gracePeriodSeconds) * 1000;
+    if (options.logger) this.#nativeLogLevel = config.logging.level;
   }
+
+  #nativeLogLevel: Config['logging']['level'] | 'off' = 'off';
 
   /** Subscribes to pipeline events. */
   on<E extends keyof PipelineEvents>(event: E, listener: (...args: PipelineEvents[E]) => void): this {
@@ -116,11 +136,13 @@ export class Pipeline {
     if (this.#loop) throw new KafkaDeltaError('ALREADY_STARTED', 'the pipeline is already running');
     const { config } = this;
     configureThreads(config.concurrency.numThreads);
+    this.#nativeLogs ??= new NativeLogForwarder(this.#log, this.#nativeLogLevel, secretValues(config));
     const target = await DeltaTarget.open(config.delta.tablePath, config.delta.storageOptions);
     checkTableFits(config, target);
     this.#target = target;
     this.metrics.tableVersion(target.uri, target.info().version);
-    this.#stage = target.createStage(stageOptions(config));
+    this.#stage = target.createStage({ ...stageOptions(config), staging: stagingOptions(config, target.uri) });
+    await this.#recoverStaging(this.#stage);
     const deadLetters =
       config.deadLetter.kind === 'delta'
         ? await DeltaTarget.openDeadLetters(config.deadLetter.tablePath, config.delta.storageOptions)
@@ -172,6 +194,7 @@ export class Pipeline {
       topics: config.kafka.topics.join(','),
       group: config.kafka.groupId,
       mode: config.delta.mode,
+      flush: this.#schedule.describe(),
     });
     this.#running = true;
     this.#startedAt = performance.now();
@@ -185,8 +208,14 @@ export class Pipeline {
     return this.#loop as Promise<RunSummary>;
   }
 
-  /** Stops consuming, flushes and commits what is staged, and disconnects. */
+  /**
+   * Stops consuming and disconnects. What is staged is committed, unless a flush schedule is
+   * configured and not due: then it is persisted to the staging directory for the next start.
+   * A flush that outlasts the grace period is abandoned after persisting (nothing is lost: its
+   * rows are re-read from the staging directory or Kafka).
+   */
   async stop(): Promise<RunSummary | undefined> {
+    if (!this.#stopRequested) this.#stopDeadline = performance.now() + this.#stopGraceMs;
     this.#stopRequested = true;
     return this.#loop;
   }
@@ -205,11 +234,46 @@ export class Pipeline {
     const recorded = await target.txnVersions(ids);
     const fallback = this.config.kafka.startFrom === 'earliest' ? OFFSET_BEGINNING : OFFSET_END;
     const starts = parts.map((p, i) => {
-      const last = recorded.get(ids[i] as string);
+      const table = recorded.get(ids[i] as string);
+      // Rows recovered from staging continue the table: reading resumes after them.
+      const staged = this.#recovered.get(partitionKey(p.topic, p.partition));
+      const last = staged === undefined ? table : Math.max(staged, table ?? -1);
       return { ...p, offset: last === undefined ? fallback : last + 1 };
     });
+    this.#stage?.assigned(
+      starts.map((s) => ({
+        topicIndex: this.#topicIndex.get(s.topic) ?? 0,
+        partition: s.partition,
+        nextOffset: s.offset >= 0 ? s.offset : undefined,
+      })),
+    );
     this.#caughtUp?.assigned(starts);
     return starts;
+  }
+
+  /** Stages again what a previous run spilled and did not commit. */
+  async #recoverStaging(stage: Stage): Promise<StagingRecovery> {
+    const parts = stage.stagingPartitions();
+    const topicOf = (i: number) => this.config.kafka.topics[i] ?? `#${i}`;
+    const ids = parts.map((p) => txnAppId(this.config.kafka.groupId, topicOf(p.topicIndex), p.partition));
+    const recorded = ids.length > 0 ? await (this.#target as DeltaTarget).txnVersions(ids) : new Map<string, number>();
+    const recovery = await stage.recover(
+      parts.map((p, i) => ({ ...p, lastOffset: recorded.get(ids[i] as string) ?? -1 })),
+    );
+    for (const p of recovery.positions) this.#recovered.set(partitionKey(topicOf(p.topicIndex), p.partition), p.lastOffset);
+    if (recovery.generations > 0 || recovery.committedFiles > 0 || recovery.discardedFiles > 0) {
+      this.#log.info('staging recovered', {
+        generations: recovery.generations,
+        rows: recovery.rows,
+        bytes: recovery.bytes,
+        resumeAfter: recovery.positions.map((p) => `${topicOf(p.topicIndex)}[${p.partition}]@${p.lastOffset}`).join(','),
+        committedFilesRemoved: recovery.committedFiles,
+        discardedFiles: recovery.discardedFiles,
+      });
+    }
+    for (const reason of recovery.reasons) this.#log.warn('staged data dropped; its range is read again from Kafka', { reason });
+    this.metrics.staged(stage.stagedRows, 0, { rows: stage.spilledRows, bytes: stage.spilledBytes });
+    return recovery;
   }
 
   /** The last offsets the table records for these partitions, by partition key. */
@@ -227,8 +291,16 @@ export class Pipeline {
   }
 
   async #onRevoke(parts: readonly PartitionRef[]): Promise<void> {
-    // The new owner re-reads from the positions in the Delta log: staged rows of these
-    // partitions are dropped, not committed twice.
+    // Commit what is staged while these partitions are still ours: the new owner then starts
+    // after it (the Delta log tells it where). Rows staged later for them are dropped; the new
+    // owner reads them again. If the flush fails, nothing was committed and the new owner reads
+    // everything from the table's positions.
+    try {
+      if (this.#running && !this.#stopRequested) await this.#flusher?.flush();
+    } catch (error) {
+      this.#log.warn('flush on revoke failed; the new owner re-reads from the table positions', { error });
+    }
+    for (const p of parts) this.#recovered.delete(partitionKey(p.topic, p.partition));
     this.#stage?.forgetPartitions(
       parts.map((p) => ({ topicIndex: this.#topicIndex.get(p.topic) ?? 0, partition: p.partition, lastOffset: -1 })),
     );
@@ -238,7 +310,7 @@ export class Pipeline {
     const source = this.#source as KafkaSource;
     const stage = this.#stage as Stage;
     const flusher = this.#flusher as Flusher;
-    const { batchSize, batchIntervalSeconds } = this.config.batch;
+    const maxDisk = this.config.buffer.maxDiskBytes;
     const pack = {
       keys: this.config.delta.kafkaMetadata.key !== undefined,
       headers: this.config.delta.kafkaMetadata.headers !== undefined,
@@ -247,20 +319,20 @@ export class Pipeline {
       while (!this.#stopRequested) {
         const messages = await source.consume();
         if (messages.length > 0) await this.#append(stage, messages, pack);
-        const due =
-          stage.stagedRows >= batchSize || Date.now() - this.#lastFlush >= batchIntervalSeconds * 1000;
         flusher.throwIfFailed();
-        if (due && flusher.requestFlush()) this.#lastFlush = Date.now();
-        // Bound memory: with a flush in flight and twice a batch staged, wait for it.
-        if (stage.stagedRows >= 2 * batchSize) await flusher.settle();
+        const trigger = this.#schedule.due(stage.stagedRows);
+        if (trigger && flusher.requestFlush()) {
+          this.#schedule.flushed();
+          this.#log.debug('flush requested', { trigger });
+        }
+        this.#applyBackpressure(source, stage, flusher, maxDisk);
         if (this.#caughtUp && (await this.#caughtUp.isCaughtUp(source.assignedPartitions()))) {
           this.#log.info('caught up with the high watermarks seen at start');
           break;
         }
       }
       await source.settled();
-      await flusher.flush();
-      await flusher.settle();
+      await this.#finish(stage, flusher);
       return {
         messages: this.#messages,
         rowsWritten: flusher.totals.rowsWritten,
@@ -278,7 +350,72 @@ export class Pipeline {
       this.#running = false;
       await source.disconnect();
       await this.#deadLetterTopic?.disconnect();
-      this.#log.info('pipeline stopped', { messages: this.#messages });
+      // Peak resident memory of the process, for operators sizing buffer.max_memory.
+      this.#log.info('pipeline stopped', { messages: this.#messages, peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024) });
+      this.#nativeLogs?.stop();
+      this.#nativeLogs = undefined;
+    }
+  }
+
+  /**
+   * Staging over `buffer.max_disk`: pause fetching (the consumer stays in its group) and flush
+   * early, since only a commit frees staging; resume once it is back under the limit.
+   */
+  #applyBackpressure(source: KafkaSource, stage: Stage, flusher: Flusher, maxDisk: number): void {
+    const onDisk = stage.spilledBytes;
+    if (onDisk > maxDisk) {
+      if (!source.paused) {
+        this.#log.warn('staging is over buffer.max_disk: consumption paused, flushing early', { bytes: onDisk, maxDisk });
+        source.pause();
+      }
+      if (flusher.requestFlush()) this.#schedule.flushed();
+    } else if (source.paused) {
+      this.#log.info('staging back under buffer.max_disk: consumption resumed', { bytes: onDisk, maxDisk });
+      source.resume();
+    }
+  }
+
+  /**
+   * The end of a run: commit what is staged, unless a flush schedule is configured and not due
+   * (then persist it for the next start); give up waiting at the stop deadline, after persisting.
+   */
+  async #finish(stage: Stage, flusher: Flusher): Promise<void> {
+    const scheduled = this.config.batch.schedule !== undefined && !this.#untilCaughtUp;
+    if (scheduled && this.#schedule.due(stage.stagedRows) !== 'schedule') {
+      await this.#withinDeadline(flusher.settle());
+      const persisted = await stage.persist();
+      this.#log.info('stopping before the scheduled flush: staged rows kept on disk for the next start', {
+        persisted,
+        stagedRows: stage.stagedRows,
+        next: this.#schedule.nextScheduledAt()?.toISOString(),
+      });
+      return;
+    }
+    const done = await this.#withinDeadline(flusher.flush().then(() => flusher.settle()));
+    if (!done) {
+      const persisted = await stage.persist();
+      this.#log.warn('stop grace period over before the flush committed; exiting without it', {
+        persisted,
+        note: 'uncommitted rows are re-read from the staging directory or Kafka at the next start',
+      });
+    }
+  }
+
+  /** Waits for `work` until the stop deadline; returns whether it finished (rethrows its error). */
+  async #withinDeadline(work: Promise<unknown>): Promise<boolean> {
+    const remaining = this.#stopDeadline - performance.now();
+    if (!Number.isFinite(remaining)) {
+      await work;
+      return true;
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), Math.max(0, remaining));
+    });
+    try {
+      return await Promise.race([work.then(() => true as const), expired]);
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -287,7 +424,7 @@ export class Pipeline {
     this.metrics.consumed(messages);
     const result = await stage.append(packMessages(messages, this.#topicIndex, pack));
     this.#caughtUp?.consumed(messages);
-    this.metrics.staged(result.stagedRows, result.stagedBytes);
+    this.metrics.staged(result.stagedRows, result.stagedBytes, { rows: result.spilledRows, bytes: result.spilledBytes });
     this.#log.debug('batch staged', { messages: messages.length, stagedRows: result.stagedRows, consumed: this.#messages });
     const byPosition = this.#deadLetterTopic && result.rejected.length > 0 ? indexMessages(messages) : undefined;
     for (const r of result.rejected) {

@@ -1,9 +1,27 @@
 /** How a configuration maps onto the native stage's decoding options and commit options. */
+import { createHash } from 'node:crypto';
+import { join, resolve } from 'node:path';
 import type { Config } from '../config/index.js';
-import type { DaySourceKind, StageOptions } from '../stage.js';
+import type { DaySourceKind, StageOptions, StagingOptions } from '../stage.js';
 import type { DedupOptions, MergeOptions } from '../table.js';
 
-/** The decoding options of the configured table, topics and day source. */
+/**
+ * Where staged rows spill beyond `buffer.max_memory`: a directory per consumer group and table
+ * under `buffer.staging_dir`, so pipelines sharing a staging root never read each other's rows.
+ */
+export function stagingOptions(config: Config, tableUri: string): StagingOptions {
+  const identity = `${config.kafka.groupId}\u0000${tableUri}`;
+  const tag = createHash('sha256').update(identity).digest('hex').slice(0, 12);
+  const group = config.kafka.groupId.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 64);
+  return {
+    dir: resolve(join(config.buffer.stagingDir, `${group}-${tag}`)),
+    maxMemoryBytes: config.buffer.maxMemoryBytes,
+    identity,
+    dedup: writeOptions(config).dedup,
+  };
+}
+
+/** The decoding options of the configured table, topics and day source; no staging. */
 export function stageOptions(config: Config): StageOptions {
   const source = config.delta.partitionSource;
   const { topic, partition, offset, timestamp, key, headers } = config.delta.kafkaMetadata;

@@ -10,10 +10,9 @@ import { stageOptions } from './stage-options.js';
  * Settings this version accepts in the file but cannot honour yet. Refusing them beats silently
  * running without them (e.g. appending duplicates when dedup was asked for).
  */
-export function checkSupported(config: Config): void {
+export function checkSupported(_config: Config): void {
+  // Empty since batch.schedule became supported; kept so the next such setting has a home.
   const problems: ConfigProblem[] = [];
-  const later = 'is not supported by this version yet; remove it';
-  if (config.batch.schedule !== undefined) problems.push({ key: 'batch.schedule', message: `a flush schedule ${later}; use batch.batch_interval` });
   if (problems.length > 0) throw new ConfigError(problems, 'configuration uses features not available yet');
 }
 

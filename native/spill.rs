@@ -1,0 +1,461 @@
+//! Durable staging: when staged rows outgrow their memory budget they are written to local
+//! Arrow IPC files, one per day (plus one for dead letters), grouped in a *generation* that
+//! records the Kafka positions it covers. A manifest lists the generations; it is replaced
+//! atomically (temp file, fsync, rename, fsync of the directory) after the files it names are
+//! fsynced, so after a crash it never names a file that was not completely written.
+//!
+//! The Delta log stays the source of truth: staging only saves re-reading Kafka. A generation is
+//! recovered only when it continues exactly where the table (or the generation before it) ends,
+//! per topic-partition; anything else is dropped and its range consumed again.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use deltalake::arrow::array::RecordBatch;
+use deltalake::arrow::compute::concat_batches;
+use deltalake::arrow::datatypes::SchemaRef;
+use deltalake::arrow::ipc::reader::FileReader;
+use deltalake::arrow::ipc::writer::FileWriter;
+use serde::{Deserialize, Serialize};
+
+use crate::day::EpochDay;
+use crate::dedup::{dedup, DedupSpec};
+use crate::error::{CoreError, CoreResult};
+
+const MANIFEST: &str = "manifest.json";
+const LOCK: &str = "LOCK";
+const FORMAT: u32 = 1;
+/// Rows per IPC record batch in a spill file: a flush streams them back without holding a
+/// whole day in memory.
+const ROWS_PER_BATCH: usize = 16_384;
+
+pub type PartitionKey = (u16, i32);
+
+/// One topic-partition's range in a generation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GenerationRange {
+    pub topic: u16,
+    pub partition: i32,
+    /// The last offset consumed before this generation's first message of the partition (the
+    /// table's recorded version or the previous generation's last); absent when the partition
+    /// started from `start_from` with nothing recorded.
+    pub previous: Option<i64>,
+    pub last: i64,
+}
+
+/// One spilled file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SpillFile {
+    pub name: String,
+    /// The day its rows belong to; absent for dead letters.
+    pub day: Option<EpochDay>,
+    pub rows: u64,
+    pub bytes: u64,
+    pub crc32: u32,
+}
+
+/// Everything staged between two spills, made durable together.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Generation {
+    pub id: u64,
+    pub ranges: Vec<GenerationRange>,
+    pub files: Vec<SpillFile>,
+    /// Rows consolidated away while spilling.
+    pub deduplicated: u64,
+}
+
+impl Generation {
+    pub fn rows(&self) -> u64 {
+        self.files
+            .iter()
+            .filter(|f| f.day.is_some())
+            .map(|f| f.rows)
+            .sum()
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.bytes).sum()
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Manifest {
+    format: u32,
+    /// Which pipeline wrote it (consumer group and table); another one's staging is not used.
+    identity: String,
+    topics: Vec<String>,
+    generations: Vec<Generation>,
+}
+
+/// What a stage spills into: a directory owned by one process at a time.
+pub struct Staging {
+    pub dir: PathBuf,
+    pub max_memory_bytes: usize,
+    pub dedup: Option<DedupSpec>,
+    identity: String,
+    topics: Vec<String>,
+    generations: Vec<Generation>,
+    next_id: u64,
+    /// Held (an OS file lock) for the life of the stage: a second process on the same
+    /// directory would interleave generations.
+    _lock: File,
+}
+
+/// What recovery found in the staging directory.
+#[derive(Debug, Default)]
+pub struct Recovered {
+    pub generations: Vec<Generation>,
+    /// Files of generations the table already holds (committed before a crash), removed.
+    pub committed_files: usize,
+    /// Files dropped because they were incomplete, damaged, or did not continue the table.
+    pub discarded_files: usize,
+    pub reasons: Vec<String>,
+}
+
+impl Staging {
+    /// Opens (creating it) the staging directory and takes its lock.
+    pub fn open(
+        dir: &Path,
+        identity: String,
+        topics: Vec<String>,
+        max_memory_bytes: usize,
+        dedup: Option<DedupSpec>,
+    ) -> CoreResult<Self> {
+        fs::create_dir_all(dir).map_err(|e| staging_error(dir, "cannot create", e))?;
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(LOCK))
+            .map_err(|e| staging_error(dir, "cannot open the lock of", e))?;
+        if lock.try_lock().is_err() {
+            return Err(CoreError::Staging(format!(
+                "staging directory {} is in use by another process; give each instance its own \
+                 buffer.staging_dir",
+                dir.display()
+            )));
+        }
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            max_memory_bytes,
+            dedup: dedup.filter(|d| !d.keys.is_empty()),
+            identity,
+            topics,
+            generations: Vec::new(),
+            next_id: 1,
+            _lock: lock,
+        })
+    }
+
+    /// Topic-partitions the manifest holds data for, to look up what the table recorded.
+    pub fn manifest_partitions(&self) -> CoreResult<Vec<PartitionKey>> {
+        let Some(manifest) = self.read_manifest()? else {
+            return Ok(Vec::new());
+        };
+        let mut keys: Vec<PartitionKey> = manifest
+            .generations
+            .iter()
+            .flat_map(|g| g.ranges.iter().map(|r| (r.topic, r.partition)))
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        keys.sort_unstable();
+        Ok(keys)
+    }
+
+    fn read_manifest(&self) -> CoreResult<Option<Manifest>> {
+        let path = self.dir.join(MANIFEST);
+        let text = match fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(staging_error(&path, "cannot read", e)),
+        };
+        match serde_json::from_str::<Manifest>(&text) {
+            Ok(m)
+                if m.format == FORMAT && m.identity == self.identity && m.topics == self.topics =>
+            {
+                Ok(Some(m))
+            }
+            Ok(m) => {
+                tracing::warn!(
+                    dir = %self.dir.display(),
+                    identity = %m.identity,
+                    "staging was written for another table, group or topic list; not used"
+                );
+                Ok(None)
+            }
+            Err(e) => {
+                tracing::warn!(dir = %self.dir.display(), error = %e, "staging manifest unreadable; not used");
+                Ok(None)
+            }
+        }
+    }
+
+    /// Loads the generations that continue the table's recorded positions; removes the rest.
+    pub fn recover(&mut self, recorded: &HashMap<PartitionKey, i64>) -> CoreResult<Recovered> {
+        let mut out = Recovered::default();
+        let generations = self
+            .read_manifest()?
+            .map_or_else(Vec::new, |m| m.generations);
+        let mut expected: HashMap<PartitionKey, Option<i64>> = HashMap::new();
+        let expected_of = |expected: &HashMap<PartitionKey, Option<i64>>, key: &PartitionKey| {
+            expected
+                .get(key)
+                .copied()
+                .unwrap_or_else(|| recorded.get(key).copied())
+        };
+        let mut broken = false;
+        for generation in generations {
+            self.next_id = self.next_id.max(generation.id + 1);
+            let committed = generation.ranges.iter().all(|r| {
+                recorded
+                    .get(&(r.topic, r.partition))
+                    .is_some_and(|&v| v >= r.last)
+            });
+            if committed && !broken {
+                out.committed_files += generation.files.len();
+                continue;
+            }
+            let continues = generation
+                .ranges
+                .iter()
+                .all(|r| expected_of(&expected, &(r.topic, r.partition)) == r.previous);
+            let problem = if broken {
+                Some("an earlier generation was dropped".to_string())
+            } else if !continues {
+                Some(format!(
+                    "generation {} does not continue the table's recorded positions",
+                    generation.id
+                ))
+            } else {
+                self.damaged(&generation)
+            };
+            match problem {
+                Some(reason) => {
+                    broken = true;
+                    out.discarded_files += generation.files.len();
+                    out.reasons.push(reason);
+                }
+                None => {
+                    for r in &generation.ranges {
+                        expected.insert((r.topic, r.partition), Some(r.last));
+                    }
+                    out.generations.push(generation);
+                }
+            }
+        }
+        self.generations = out.generations.clone();
+        self.write_manifest()?;
+        self.remove_unlisted()?;
+        Ok(out)
+    }
+
+    /// Why a generation's files cannot be used, if they cannot.
+    fn damaged(&self, generation: &Generation) -> Option<String> {
+        for file in &generation.files {
+            let path = self.dir.join(&file.name);
+            match checksum(&path) {
+                Ok((bytes, crc)) if bytes == file.bytes && crc == file.crc32 => {}
+                Ok(_) => return Some(format!("{} does not match the manifest", file.name)),
+                Err(e) => return Some(format!("{}: {e}", file.name)),
+            }
+        }
+        None
+    }
+
+    /// Writes the staged rows (by day) and dead letters as a new generation covering `ranges`.
+    pub fn spill(
+        &mut self,
+        by_day: Vec<(EpochDay, Vec<RecordBatch>)>,
+        dead_letters: Vec<RecordBatch>,
+        ranges: Vec<GenerationRange>,
+    ) -> CoreResult<Generation> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let mut files = Vec::with_capacity(by_day.len() + 1);
+        let mut deduplicated = 0;
+        for (day, batches) in by_day {
+            let batches = match &self.dedup {
+                Some(spec) if !batches.is_empty() => {
+                    let started = std::time::Instant::now();
+                    let rows = concat_batches(&batches[0].schema(), &batches)?;
+                    let consolidated = crate::threads::install(|| dedup(&rows, spec))??;
+                    crate::metrics::DEDUP.record(started.elapsed(), rows.num_rows());
+                    deduplicated += consolidated.removed as u64;
+                    vec![consolidated.batch]
+                }
+                _ => batches,
+            };
+            let name = format!("g{id:010}-{}.arrow", crate::day::format_day(day));
+            files.push(self.write_file(&name, Some(day), &batches)?);
+        }
+        if !dead_letters.is_empty() {
+            let name = format!("g{id:010}-dead-letters.arrow");
+            files.push(self.write_file(&name, None, &dead_letters)?);
+        }
+        sync_dir(&self.dir)?;
+        let generation = Generation {
+            id,
+            ranges,
+            files,
+            deduplicated,
+        };
+        self.generations.push(generation.clone());
+        self.write_manifest()?;
+        Ok(generation)
+    }
+
+    fn write_file(
+        &self,
+        name: &str,
+        day: Option<EpochDay>,
+        batches: &[RecordBatch],
+    ) -> CoreResult<SpillFile> {
+        let path = self.dir.join(name);
+        let schema: SchemaRef = batches
+            .first()
+            .map(RecordBatch::schema)
+            .ok_or_else(|| CoreError::Internal("spilling an empty day".into()))?;
+        let file = File::create(&path).map_err(|e| staging_error(&path, "cannot create", e))?;
+        let mut writer = FileWriter::try_new(BufWriter::new(file), &schema)?;
+        let mut rows = 0u64;
+        for batch in batches {
+            let mut offset = 0;
+            while offset < batch.num_rows() {
+                let len = ROWS_PER_BATCH.min(batch.num_rows() - offset);
+                writer.write(&batch.slice(offset, len))?;
+                offset += len;
+            }
+            rows += batch.num_rows() as u64;
+        }
+        writer.finish()?;
+        let file = writer
+            .into_inner()?
+            .into_inner()
+            .map_err(|e| staging_error(&path, "cannot write", e.into_error()))?;
+        file.sync_all()
+            .map_err(|e| staging_error(&path, "cannot fsync", e))?;
+        drop(file);
+        let (bytes, crc32) = checksum(&path)?;
+        Ok(SpillFile {
+            name: name.to_string(),
+            day,
+            rows,
+            bytes,
+            crc32,
+        })
+    }
+
+    /// Forgets generations whose rows the table now holds, and deletes their files.
+    pub fn release(&mut self, ids: &[u64]) -> CoreResult<()> {
+        let (gone, kept): (Vec<Generation>, Vec<Generation>) =
+            std::mem::take(&mut self.generations)
+                .into_iter()
+                .partition(|g| ids.contains(&g.id));
+        self.generations = kept;
+        if gone.is_empty() {
+            return Ok(());
+        }
+        // The manifest first: a crash after it leaves only unlisted files, removed at the next
+        // start; a crash before it leaves generations the table holds, also removed then.
+        self.write_manifest()?;
+        for file in gone.iter().flat_map(|g| &g.files) {
+            remove_if_present(&self.dir.join(&file.name))?;
+        }
+        Ok(())
+    }
+
+    pub fn path_of(&self, file: &SpillFile) -> PathBuf {
+        self.dir.join(&file.name)
+    }
+
+    /// Bytes of all spill files not yet released.
+    pub fn disk_bytes(&self) -> u64 {
+        self.generations.iter().map(Generation::bytes).sum()
+    }
+
+    fn write_manifest(&self) -> CoreResult<()> {
+        let manifest = Manifest {
+            format: FORMAT,
+            identity: self.identity.clone(),
+            topics: self.topics.clone(),
+            generations: self.generations.clone(),
+        };
+        let text = serde_json::to_vec_pretty(&manifest)
+            .map_err(|e| CoreError::Internal(format!("staging manifest: {e}")))?;
+        let path = self.dir.join(MANIFEST);
+        let temp = self.dir.join(format!("{MANIFEST}.tmp"));
+        let mut file = File::create(&temp).map_err(|e| staging_error(&temp, "cannot create", e))?;
+        file.write_all(&text)
+            .and_then(|()| file.sync_all())
+            .map_err(|e| staging_error(&temp, "cannot write", e))?;
+        drop(file);
+        fs::rename(&temp, &path).map_err(|e| staging_error(&path, "cannot replace", e))?;
+        sync_dir(&self.dir)
+    }
+
+    /// Removes files no generation names (left by a crash mid-spill or mid-release).
+    fn remove_unlisted(&self) -> CoreResult<()> {
+        let listed: HashSet<&str> = self
+            .generations
+            .iter()
+            .flat_map(|g| g.files.iter().map(|f| f.name.as_str()))
+            .collect();
+        let entries =
+            fs::read_dir(&self.dir).map_err(|e| staging_error(&self.dir, "cannot list", e))?;
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name == MANIFEST || name == LOCK || listed.contains(name.as_ref()) {
+                continue;
+            }
+            remove_if_present(&entry.path())?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads a spilled file's record batches one at a time.
+pub fn read_batches(path: &Path) -> CoreResult<impl Iterator<Item = CoreResult<RecordBatch>>> {
+    let file = File::open(path).map_err(|e| staging_error(path, "cannot open", e))?;
+    let reader = FileReader::try_new(BufReader::new(file), None)?;
+    Ok(reader.map(|b| b.map_err(CoreError::from)))
+}
+
+fn checksum(path: &Path) -> CoreResult<(u64, u32)> {
+    let mut file = File::open(path).map_err(|e| staging_error(path, "cannot open", e))?;
+    let mut hasher = crc32fast::Hasher::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    let mut bytes = 0u64;
+    loop {
+        let n = file
+            .read(&mut buffer)
+            .map_err(|e| staging_error(path, "cannot read", e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+        bytes += n as u64;
+    }
+    Ok((bytes, hasher.finalize()))
+}
+
+fn sync_dir(dir: &Path) -> CoreResult<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| staging_error(dir, "cannot fsync", e))
+}
+
+fn remove_if_present(path: &Path) -> CoreResult<()> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(staging_error(path, "cannot remove", e)),
+    }
+}
+
+fn staging_error(path: &Path, what: &str, err: std::io::Error) -> CoreError {
+    CoreError::Staging(format!("{what} {}: {err}", path.display()))
+}

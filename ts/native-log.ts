@@ -1,0 +1,71 @@
+/**
+ * Native log records (delta-rs, DataFusion, object_store and our Rust core) forwarded into the
+ * pipeline's logger, so one level and one format cover both sides. The native side queues
+ * records; this drains the queue on a short timer (and on demand), never from a native thread.
+ */
+import type { Config } from './config/index.js';
+import { isSecretKey } from './config/load.js';
+import type { Logger, LogLevel } from './log.js';
+import { drainNativeLogs, setNativeLogLevel, type NativeLogRecord } from './native.js';
+
+const DRAIN_INTERVAL_MS = 500;
+const MASK = '***';
+
+/** Forwards native records to a logger until stopped. */
+export class NativeLogForwarder {
+  readonly #log: Logger;
+  readonly #secrets: readonly string[];
+  readonly #timer: NodeJS.Timeout;
+
+  /**
+   * Starts keeping native records at `level` and forwarding them to `log`. Values in `secrets`
+   * are masked wherever they appear: a library that prints a connection string or storage
+   * options must not leak a credential.
+   */
+  constructor(log: Logger, level: LogLevel | 'off', secrets: readonly string[]) {
+    this.#log = log;
+    this.#secrets = secrets.filter((s) => s.length >= 4);
+    setNativeLogLevel(level);
+    this.#timer = setInterval(() => this.drain(), DRAIN_INTERVAL_MS);
+    this.#timer.unref();
+  }
+
+  /** Forwards every record queued so far. */
+  drain(): void {
+    const { records, dropped } = drainNativeLogs();
+    for (const record of records) this.#forward(record);
+    if (dropped > 0) this.#log.warn('native log records dropped: the queue was full', { dropped });
+  }
+
+  /** Forwards what is queued and stops keeping native records. */
+  stop(): void {
+    clearInterval(this.#timer);
+    this.drain();
+    setNativeLogLevel('off');
+  }
+
+  #forward(record: NativeLogRecord): void {
+    if (record.level === 'off') return;
+    const fields: Record<string, unknown> = { source: 'native', target: record.target };
+    for (const f of record.fields) fields[f.name] = this.#mask(f.value);
+    this.#log[record.level](this.#mask(record.message), fields);
+  }
+
+  #mask(text: string): string {
+    let out = text;
+    for (const secret of this.#secrets) if (out.includes(secret)) out = out.split(secret).join(MASK);
+    return out;
+  }
+}
+
+/** The credential values of a configuration, to keep them out of forwarded native records. */
+export function secretValues(config: Config): string[] {
+  const out: string[] = [];
+  if (config.credentials.kafkaPassword !== undefined) out.push(config.credentials.kafkaPassword);
+  const collect = (map: Readonly<Record<string, string>>, at: string[]) => {
+    for (const [k, v] of Object.entries(map)) if (isSecretKey([...at, k])) out.push(v);
+  };
+  collect(config.kafka.properties, ['kafka', 'properties']);
+  collect(config.delta.storageOptions, ['delta', 'storage_options']);
+  return out;
+}
