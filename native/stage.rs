@@ -32,6 +32,7 @@ pub struct MessageBatch {
     pub payload_ends: Uint32Array,
     /// Index of each message's topic in the stage's topic list.
     pub topic_indexes: Uint16Array,
+    #[napi(ts_type = "Int32Array")]
     pub partitions: JsInt32Array,
     /// Kafka offsets (exact up to 2^53).
     pub offsets: Float64Array,
