@@ -194,7 +194,7 @@ test('[integration] with a Kafka dead-letter topic, bad messages are produced th
   const [dead] = await readTopic(BROKERS, deadTopic, 1);
   t.is(dead?.value?.toString(), 'not json');
   t.is(dead?.key, 'bad-key');
-  t.like(dead?.headers, { 'kdr.topic': topic, 'kdr.partition': '2', 'kdr.offset': '5', 'kdr.reason': 'not_an_object' });
+  t.like(dead?.headers, { 'kdr.topic': topic, 'kdr.partition': '2', 'kdr.offset': '5', 'kdr.reason': 'malformed_json' });
 });
 
 test('[integration] Kafka metadata lands in the columns it is mapped to; the day can come from the Kafka timestamp', async (t) => {

@@ -13,12 +13,11 @@ import { EVENT_COLUMNS, createTableWithPython, readTable } from './helpers/delta
 import { BROKERS, tempDir, testConfig, uniqueName, writeConfig } from './helpers/env.js';
 
 const DAYS = ['2026-11-21', '2026-11-22'];
-const FILLER = 'x'.repeat(200);
-
-function events(topic: string, from: number, count: number, days = DAYS): OutgoingMessage[] {
+function events(topic: string, from: number, count: number, days = DAYS, noteBytes = 200): OutgoingMessage[] {
+  const filler = 'x'.repeat(noteBytes);
   return Array.from({ length: count }, (_, k) => {
     const seq = from + k;
-    const value = { id: `${topic}-${seq}`, seq, amount: seq / 10, note: `${seq % 7}${FILLER}`, date_col: days[seq % days.length] };
+    const value = { id: `${topic}-${seq}`, seq, amount: seq / 10, note: `${seq % 7}${filler}`, date_col: days[seq % days.length] };
     return { key: `k${seq % 13}`, value: JSON.stringify(value) };
   });
 }
@@ -92,7 +91,8 @@ test.serial('[integration] a 4 MiB memory cap spills to disk, keeps peak RSS und
   const topic = uniqueName('kdr_spill');
   await createTopic(BROKERS, topic, 3);
   const total = 200_000;
-  await produceMessages(BROKERS, topic, events(topic, 0, total));
+  // ~1 KB notes: what is staged (~200 MB of Arrow uncapped) dwarfs the run-to-run noise of RSS.
+  await produceMessages(BROKERS, topic, events(topic, 0, total, DAYS, 1000));
 
   const capped = fixture(topic, { buffer: { max_memory: '4MiB' } });
   const cli = startCli(['--config', capped.configPath, '--until-caught-up', '--logging.level=DEBUG']);
@@ -282,4 +282,73 @@ test.serial('[integration] two instances on 6 partitions, one killed mid-run: th
   const rows = readTable(table).rows;
   t.is(rows.length, total, 'no duplicates');
   t.deepEqual(idsOf(rows), expectedIds(topic, total));
+});
+
+/** A daily time about twelve hours from now (UTC), so a test run never reaches it. */
+function farAwayDailyTime(): string {
+  const at = new Date(Date.now() + 12 * 3600_000);
+  return `${String(at.getUTCHours()).padStart(2, '0')}:${String(at.getUTCMinutes()).padStart(2, '0')}`;
+}
+
+test.serial('[integration] SIGTERM before a scheduled flush persists the staged rows; the restart commits them without re-reading Kafka', async (t) => {
+  const topic = uniqueName('kdr_persist');
+  await createTopic(BROKERS, topic, 3);
+  const total = 5000;
+  await produceMessages(BROKERS, topic, events(topic, 0, total));
+  const f = fixture(topic, { batch: { schedule: farAwayDailyTime(), timezone: 'UTC' } });
+
+  const cli = startCli(['--config', f.configPath, '--logging.level=DEBUG']);
+  await cli.waitFor(new RegExp(`"msg":"batch staged".*"consumed":${total}\\b`));
+  cli.child.kill('SIGTERM');
+  t.is(await cli.exited, 0, cli.output().slice(-3000));
+  t.regex(cli.output(), /"msg":"stopping before the scheduled flush: staged rows kept on disk for the next start".*"persisted":true/);
+  t.notRegex(cli.output(), /flush committed/);
+  t.is(readTable(f.table).version, 0, 'nothing was committed at the stop');
+  const covered = (manifestUnder(f.staging)?.generations ?? []).flatMap((g) => g.files).reduce((n, file) => n + file.rows, 0);
+  t.is(covered, total, 'every staged row is in the staging directory');
+
+  // A catch-up run commits at its end (as the schedule would at its time).
+  const restart = runCli(['--config', f.configPath, '--until-caught-up']);
+  t.is(restart.status, 0, restart.stderr);
+  t.regex(restart.stderr, /"msg":"staging recovered".*"rows":5000/);
+  t.regex(restart.stderr, /"msg":"pipeline stopped".*"messages":0\b/, 'nothing was read again from Kafka');
+  t.deepEqual(idsOf(readTable(f.table).rows), expectedIds(topic, total));
+  t.is(arrowFilesUnder(f.staging), 0);
+});
+
+test.serial('[integration] over buffer.max_disk, consumption pauses and flushes early, then resumes; the table is exact', async (t) => {
+  const topic = uniqueName('kdr_disk');
+  await createTopic(BROKERS, topic, 3);
+  const total = 40_000;
+  await produceMessages(BROKERS, topic, events(topic, 0, total));
+  // An hour-long interval: every flush in this run is one forced by the disk limit (or the end).
+  const f = fixture(topic, { buffer: { max_memory: '512KiB', max_disk: '2MiB' }, kafka: { max_poll_records: 500 } });
+  const run = runCli(['--config', f.configPath, '--until-caught-up']);
+  t.is(run.status, 0, run.stderr);
+  const count = (pattern: RegExp) => run.stderr.split('\n').filter((l) => pattern.test(l)).length;
+  const paused = count(/consumption paused, flushing early/);
+  const resumed = count(/consumption resumed/);
+  const flushes = count(/"msg":"flush committed"/);
+  t.log(`${paused} pauses, ${resumed} resumes, ${flushes} flushes for ${total} messages`);
+  t.true(paused >= 1, 'consumption paused at least once');
+  t.true(resumed >= 1, 'and resumed');
+  t.true(flushes >= 2, 'early flushes happened before the end of the run');
+  t.deepEqual(idsOf(readTable(f.table).rows), expectedIds(topic, total));
+  t.is(arrowFilesUnder(f.staging), 0);
+});
+
+test.serial('[integration] a stop whose flush outlasts shutdown.grace_period exits 0 anyway, and the restart makes the table exact', async (t) => {
+  const topic = uniqueName('kdr_grace');
+  await createTopic(BROKERS, topic, 3);
+  const total = 20_000;
+  await produceMessages(BROKERS, topic, events(topic, 0, total));
+  const f = fixture(topic, { shutdown: { grace_period: 0.001 }, buffer: { max_memory: '1MiB' } });
+  const cli = startCli(['--config', f.configPath, '--logging.level=DEBUG']);
+  await cli.waitFor(new RegExp(`"msg":"batch staged".*"consumed":${total}\\b`));
+  cli.child.kill('SIGTERM');
+  t.is(await cli.exited, 0, cli.output().slice(-3000));
+  t.regex(cli.output(), /stop grace period over before the flush committed/);
+  const restart = runCli(['--config', f.configPath, '--until-caught-up']);
+  t.is(restart.status, 0, restart.stderr);
+  t.deepEqual(idsOf(readTable(f.table).rows), expectedIds(topic, total));
 });

@@ -115,7 +115,7 @@ test('a segment of only dead letters still moves the position', async (t) => {
   t.deepEqual(txnVersions(table, ['p2']), { p2: 41 });
   const dead = readTable(`${table}__dead_letters`).rows;
   t.deepEqual(dead.map((d) => [d.offset, d.reason]).sort(), [
-    [40, 'not_an_object'],
+    [40, 'malformed_json'],
     [41, 'type_mismatch'],
   ]);
 });

@@ -137,6 +137,7 @@ fn each_bad_message_is_rejected_with_its_own_reason() {
             "",
             r#"{"id":"two","date_col":"2026-11-23"}{"id":"three","date_col":"2026-11-23"}"#,
             r#"{"id":"ok2","date_col":"2026-11-23"}"#,
+            "not json",
         ],
     );
     assert_eq!(
@@ -150,6 +151,7 @@ fn each_bad_message_is_rejected_with_its_own_reason() {
             (6, "not_an_object"),
             (7, "empty_payload"),
             (8, "malformed_json"),
+            (10, "malformed_json"),
         ]
     );
     let rows = decoded.rows.expect("rows");

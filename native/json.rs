@@ -13,7 +13,13 @@ pub fn screen_payload(payload: &[u8]) -> Result<(), (&'static str, String)> {
     match payload.iter().find(|b| !b.is_ascii_whitespace()) {
         None => Err(("empty_payload", "the message has no payload".into())),
         Some(b'{') => Ok(()),
-        Some(_) => Err(("not_an_object", "the payload is not a JSON object".into())),
+        // Only rejected payloads get here, so parsing them once more to tell valid JSON that is
+        // not an object (`[1, 2]`, `42`) from text that is not JSON at all costs nothing.
+        Some(_) if serde_json::from_slice::<serde::de::IgnoredAny>(payload).is_ok() => Err((
+            "not_an_object",
+            "the payload is JSON but not an object".into(),
+        )),
+        Some(_) => Err(("malformed_json", "the payload is not JSON".into())),
     }
 }
 
