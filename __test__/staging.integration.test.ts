@@ -13,6 +13,8 @@ import { EVENT_COLUMNS, createTableWithPython, readTable } from './helpers/delta
 import { BROKERS, tempDir, testConfig, uniqueName, writeConfig } from './helpers/env.js';
 
 const DAYS = ['2026-11-21', '2026-11-22'];
+const FILLER_NOTE = 'y'.repeat(300);
+
 function events(topic: string, from: number, count: number, days = DAYS, noteBytes = 200): OutgoingMessage[] {
   const filler = 'x'.repeat(noteBytes);
   return Array.from({ length: count }, (_, k) => {
@@ -351,4 +353,27 @@ test.serial('[integration] a stop whose flush outlasts shutdown.grace_period exi
   const restart = runCli(['--config', f.configPath, '--until-caught-up']);
   t.is(restart.status, 0, restart.stderr);
   t.deepEqual(idsOf(readTable(f.table).rows), expectedIds(topic, total));
+});
+
+test.serial('[integration] consolidation at the flush covers spilled and in-memory rows alike', async (t) => {
+  const topic = uniqueName('kdr_spilldedup');
+  await createTopic(BROKERS, topic, 3);
+  const keys = 2000;
+  const versions = 10;
+  // Key k's versions arrive spread over the whole run, so they land in different spills.
+  const messages = Array.from({ length: keys * versions }, (_, i) => {
+    const key = i % keys;
+    const seq = i;
+    return { key: `k${key}`, value: JSON.stringify({ id: `${topic}-${key}`, seq, amount: 1, note: FILLER_NOTE, date_col: DAYS[key % 2] }) };
+  });
+  await produceMessages(BROKERS, topic, messages);
+  const f = fixture(topic, { buffer: { max_memory: '256KiB' }, dedup: { keys: ['id'], order_by: 'seq', strategy: 'last' } });
+  const run = runCli(['--config', f.configPath, '--until-caught-up', '--logging.level=DEBUG']);
+  t.is(run.status, 0, run.stderr);
+  const spills = run.stderr.split('\n').filter((l) => l.includes('"msg":"staged rows spilled to disk"')).length;
+  t.true(spills >= 3, `rows were spilled several times (${spills})`);
+  const rows = readTable(f.table).rows;
+  t.is(rows.length, keys, 'one row per key');
+  const wrong = rows.filter((r) => Number(r.seq) < (versions - 1) * keys);
+  t.is(wrong.length, 0, 'each key kept its last version');
 });

@@ -75,8 +75,17 @@ export async function produceMessages(brokers: string, topic: string, messages: 
       if (failure) throw failure;
     }
     await new Promise<void>((resolve, reject) => producer.flush(60_000, (err) => (err ? reject(err) : resolve())));
-    const deadline = Date.now() + 60_000;
-    while (acked < sent && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    // Delivery reports reach JS well after the broker acknowledged (millions queue up): wait
+    // as long as they keep coming, and give up only after 30 s without one.
+    let lastAcked = acked;
+    let lastProgress = Date.now();
+    while (acked < sent && Date.now() - lastProgress < 30_000) {
+      await new Promise((r) => setTimeout(r, 20));
+      if (acked > lastAcked) {
+        lastAcked = acked;
+        lastProgress = Date.now();
+      }
+    }
     if (failure) throw failure;
     if (acked < sent) throw new Error(`only ${acked} of ${sent} messages were acknowledged`);
     return sent;
