@@ -3,7 +3,7 @@
  * real broker and real tables read back with Python's deltalake.
  */
 import test from 'ava';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Pipeline, parseConfig, type FlushSummary } from '../ts/index.js';
 import type { Clock } from '../ts/pipeline/schedule.js';
@@ -376,4 +376,32 @@ test.serial('[integration] consolidation at the flush covers spilled and in-memo
   t.is(rows.length, keys, 'one row per key');
   const wrong = rows.filter((r) => Number(r.seq) < (versions - 1) * keys);
   t.is(wrong.length, 0, 'each key kept its last version');
+});
+
+test.serial('[integration] a damaged spill file is not used: its range is read again from Kafka and the table is exact', async (t) => {
+  const topic = uniqueName('kdr_damaged');
+  await createTopic(BROKERS, topic, 3);
+  const total = 4000;
+  await produceMessages(BROKERS, topic, events(topic, 0, total));
+  const f = fixture(topic, { batch: { schedule: farAwayDailyTime(), timezone: 'UTC' } });
+  const cli = startCli(['--config', f.configPath, '--logging.level=DEBUG']);
+  await cli.waitFor(new RegExp(`"msg":"batch staged".*"consumed":${total}\\b`));
+  cli.child.kill('SIGTERM');
+  t.is(await cli.exited, 0, cli.output().slice(-3000));
+
+  // Flip one byte in the middle of a spill file: same size, different CRC.
+  const sub = readdirSync(f.staging).find((d) => existsSync(join(f.staging, d, 'manifest.json'))) as string;
+  const file = readdirSync(join(f.staging, sub)).find((n) => n.endsWith('.arrow')) as string;
+  const path = join(f.staging, sub, file);
+  const bytes = readFileSync(path);
+  const at = Math.floor(bytes.length / 2);
+  bytes[at] = (bytes[at] as number) ^ 0xff;
+  writeFileSync(path, bytes);
+
+  const restart = runCli(['--config', f.configPath, '--until-caught-up']);
+  t.is(restart.status, 0, restart.stderr);
+  t.regex(restart.stderr, /"msg":"staged data dropped; its range is read again from Kafka".*does not match the manifest/);
+  t.regex(restart.stderr, new RegExp(`"msg":"pipeline stopped".*"messages":${total}\\b`), 'everything was read again');
+  t.deepEqual(idsOf(readTable(f.table).rows), expectedIds(topic, total));
+  t.is(arrowFilesUnder(f.staging), 0);
 });
