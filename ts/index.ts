@@ -29,6 +29,16 @@ export type { ValidationReport } from './pipeline/validate.js';
 export { DeltaTarget, createTable } from './table.js';
 export type { ColumnSpec, CommitResult, MergeOptions, MergeStats, PartitionAppId, RowCommitOptions, TableInfo, WriteMode } from './table.js';
 export { Stage, StagedSegment } from './stage.js';
-export type { AppendResult, MessageBatch, PartitionPosition, RejectedMessage, StageOptions } from './stage.js';
+export type {
+  AppendResult,
+  MessageBatch,
+  PartitionPosition,
+  PartitionStartPosition,
+  RejectedMessage,
+  StageOptions,
+  StagingOptions,
+  StagingRecovery,
+} from './stage.js';
+export { FlushSchedule, systemClock, type Clock, type FlushTrigger, type FlushScheduleOptions } from './pipeline/schedule.js';
 export { configureThreads, nativeStepTotals, nativeVersions } from './native.js';
 export type { NativeStepTotals, StepTotals } from './native.js';
