@@ -292,17 +292,25 @@ function farAwayDailyTime(): string {
   return `${String(at.getUTCHours()).padStart(2, '0')}:${String(at.getUTCMinutes()).padStart(2, '0')}`;
 }
 
-test.serial('[integration] SIGTERM before a scheduled flush persists the staged rows; the restart commits them without re-reading Kafka', async (t) => {
-  const topic = uniqueName('kdr_persist');
+/**
+ * `total` messages on a fresh topic, staged by a CLI run whose daily flush is hours away, then
+ * SIGTERM: the staged rows end up in the staging directory, not in the table.
+ */
+async function stageThenStop(prefix: string, total: number) {
+  const topic = uniqueName(prefix);
   await createTopic(BROKERS, topic, 3);
-  const total = 5000;
   await produceMessages(BROKERS, topic, events(topic, 0, total));
   const f = fixture(topic, { batch: { schedule: farAwayDailyTime(), timezone: 'UTC' } });
-
   const cli = startCli(['--config', f.configPath, '--logging.level=DEBUG']);
   await cli.waitFor(new RegExp(`"msg":"batch staged".*"consumed":${total}\\b`));
   cli.child.kill('SIGTERM');
-  t.is(await cli.exited, 0, cli.output().slice(-3000));
+  return { topic, f, cli, exitCode: await cli.exited };
+}
+
+test.serial('[integration] SIGTERM before a scheduled flush persists the staged rows; the restart commits them without re-reading Kafka', async (t) => {
+  const total = 5000;
+  const { topic, f, cli, exitCode } = await stageThenStop('kdr_persist', total);
+  t.is(exitCode, 0, cli.output().slice(-3000));
   t.regex(cli.output(), /"msg":"stopping before the scheduled flush: staged rows kept on disk for the next start".*"persisted":true/);
   t.notRegex(cli.output(), /flush committed/);
   t.is(readTable(f.table).version, 0, 'nothing was committed at the stop');
@@ -379,15 +387,9 @@ test.serial('[integration] consolidation at the flush covers spilled and in-memo
 });
 
 test.serial('[integration] a damaged spill file is not used: its range is read again from Kafka and the table is exact', async (t) => {
-  const topic = uniqueName('kdr_damaged');
-  await createTopic(BROKERS, topic, 3);
   const total = 4000;
-  await produceMessages(BROKERS, topic, events(topic, 0, total));
-  const f = fixture(topic, { batch: { schedule: farAwayDailyTime(), timezone: 'UTC' } });
-  const cli = startCli(['--config', f.configPath, '--logging.level=DEBUG']);
-  await cli.waitFor(new RegExp(`"msg":"batch staged".*"consumed":${total}\\b`));
-  cli.child.kill('SIGTERM');
-  t.is(await cli.exited, 0, cli.output().slice(-3000));
+  const { topic, f, cli, exitCode } = await stageThenStop('kdr_damaged', total);
+  t.is(exitCode, 0, cli.output().slice(-3000));
 
   // Flip one byte in the middle of a spill file: same size, different CRC.
   const sub = readdirSync(f.staging).find((d) => existsSync(join(f.staging, d, 'manifest.json'))) as string;

@@ -4,6 +4,7 @@
 //! clients: it sees bytes, offsets and partitions.
 
 mod day;
+mod dead_letters;
 mod decode;
 mod dedup;
 mod error;
@@ -12,6 +13,7 @@ mod logging;
 mod merge;
 mod messages;
 mod metrics;
+mod segment;
 mod spill;
 mod spill_read;
 mod stage;

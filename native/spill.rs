@@ -97,6 +97,8 @@ pub struct Staging {
     identity: String,
     topics: Vec<String>,
     generations: Vec<Generation>,
+    /// What the manifest held at open, until `recover` has sorted it.
+    found: Vec<Generation>,
     next_id: u64,
     /// Held (an OS file lock) for the life of the stage: a second process on the same
     /// directory would interleave generations.
@@ -137,32 +139,34 @@ impl Staging {
                 dir.display()
             )));
         }
-        Ok(Self {
+        let mut staging = Self {
             dir: dir.to_path_buf(),
             max_memory_bytes,
             dedup: dedup.filter(|d| !d.keys.is_empty()),
             identity,
             topics,
             generations: Vec::new(),
+            found: Vec::new(),
             next_id: 1,
             _lock: lock,
-        })
+        };
+        staging.found = staging
+            .read_manifest()?
+            .map_or_else(Vec::new, |m| m.generations);
+        Ok(staging)
     }
 
     /// Topic-partitions the manifest holds data for, to look up what the table recorded.
-    pub fn manifest_partitions(&self) -> CoreResult<Vec<PartitionKey>> {
-        let Some(manifest) = self.read_manifest()? else {
-            return Ok(Vec::new());
-        };
-        let mut keys: Vec<PartitionKey> = manifest
-            .generations
+    pub fn manifest_partitions(&self) -> Vec<PartitionKey> {
+        let mut keys: Vec<PartitionKey> = self
+            .found
             .iter()
             .flat_map(|g| g.ranges.iter().map(|r| (r.topic, r.partition)))
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
         keys.sort_unstable();
-        Ok(keys)
+        keys
     }
 
     fn read_manifest(&self) -> CoreResult<Option<Manifest>> {
@@ -196,9 +200,7 @@ impl Staging {
     /// Loads the generations that continue the table's recorded positions; removes the rest.
     pub fn recover(&mut self, recorded: &HashMap<PartitionKey, i64>) -> CoreResult<Recovered> {
         let mut out = Recovered::default();
-        let generations = self
-            .read_manifest()?
-            .map_or_else(Vec::new, |m| m.generations);
+        let generations = std::mem::take(&mut self.found);
         let mut expected: HashMap<PartitionKey, Option<i64>> = HashMap::new();
         let expected_of = |expected: &HashMap<PartitionKey, Option<i64>>, key: &PartitionKey| {
             expected
@@ -319,7 +321,7 @@ impl Staging {
             .map(RecordBatch::schema)
             .ok_or_else(|| CoreError::Internal("spilling an empty day".into()))?;
         let file = File::create(&path).map_err(|e| staging_error(&path, "cannot create", e))?;
-        let mut writer = FileWriter::try_new(BufWriter::new(file), &schema)?;
+        let mut writer = FileWriter::try_new(BufWriter::new(Checksummed::new(file)), &schema)?;
         let mut rows = 0u64;
         for batch in batches {
             let mut offset = 0;
@@ -331,14 +333,13 @@ impl Staging {
             rows += batch.num_rows() as u64;
         }
         writer.finish()?;
-        let file = writer
+        let written = writer
             .into_inner()?
             .into_inner()
             .map_err(|e| staging_error(&path, "cannot write", e.into_error()))?;
+        let (file, bytes, crc32) = written.finish();
         file.sync_all()
             .map_err(|e| staging_error(&path, "cannot fsync", e))?;
-        drop(file);
-        let (bytes, crc32) = checksum(&path)?;
         Ok(SpillFile {
             name: name.to_string(),
             day,
@@ -414,6 +415,41 @@ impl Staging {
             remove_if_present(&entry.path())?;
         }
         Ok(())
+    }
+}
+
+/// A file that counts and checksums what is written to it, so a spill file is not read back to
+/// get its manifest entry.
+struct Checksummed {
+    file: File,
+    hasher: crc32fast::Hasher,
+    bytes: u64,
+}
+
+impl Checksummed {
+    fn new(file: File) -> Self {
+        Self {
+            file,
+            hasher: crc32fast::Hasher::new(),
+            bytes: 0,
+        }
+    }
+
+    fn finish(self) -> (File, u64, u32) {
+        (self.file, self.bytes, self.hasher.finalize())
+    }
+}
+
+impl Write for Checksummed {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
     }
 }
 

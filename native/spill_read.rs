@@ -20,8 +20,8 @@ use deltalake::datafusion::physical_plan::streaming::PartitionStream;
 
 use crate::day::EpochDay;
 use crate::error::{CoreError, CoreResult};
+use crate::segment::SegmentData;
 use crate::spill::{read_batches, PartitionKey};
-use crate::stage::SegmentData;
 use crate::write::uncommitted_rows;
 
 /// One part of a segment (its rows or its dead letters), wherever its rows are.

@@ -4,22 +4,18 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use deltalake::arrow::array::{
-    ArrayRef, BinaryArray, Int32Array, Int64Array, RecordBatch, StringArray,
-    TimestampMillisecondArray, UInt16Array, UInt32Array,
-};
+use deltalake::arrow::array::{RecordBatch, UInt32Array};
 use deltalake::arrow::compute::take_record_batch;
-use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use napi::bindgen_prelude::{
     Buffer, Float64Array, Int32Array as JsInt32Array, Uint16Array, Uint32Array,
 };
 use napi_derive::napi;
 
-use crate::day::{self, EpochDay};
-use crate::decode::{
-    utc_millis, DecodeSpec, Messages, Rejection, OFFSET_COLUMN, PARTITION_COLUMN, TOPIC_COLUMN,
-};
+use crate::day::EpochDay;
+use crate::dead_letters::dead_letter_batch;
+use crate::decode::{DecodeSpec, Messages};
 use crate::error::{CoreError, CoreResult};
+use crate::segment::{SegmentData, StagedSegment};
 use crate::spill::{Generation, GenerationRange, PartitionKey, Staging};
 
 /// One consumed batch of Kafka messages, packed by `ts/kafka/packer.ts` into a few buffers so
@@ -110,156 +106,6 @@ pub struct StagingRecovery {
     /// consumed again from Kafka.
     pub discarded_files: u32,
     pub reasons: Vec<String>,
-}
-
-/// Everything taken out of a stage for one commit.
-#[derive(Default)]
-pub struct SegmentData {
-    pub by_day: BTreeMap<EpochDay, Vec<RecordBatch>>,
-    pub dead_letters: Vec<RecordBatch>,
-    pub positions: HashMap<(u16, i32), i64>,
-    /// Rows and bytes held in memory (`by_day`).
-    pub rows: usize,
-    pub bytes: usize,
-    /// Generations spilled to disk, oldest first; their rows come before `by_day`'s.
-    pub spilled: Vec<Generation>,
-    /// The staging the spilled generations live in (to read and then release them).
-    pub staging: Option<Arc<Mutex<Staging>>>,
-}
-
-impl SegmentData {
-    pub fn position_list(&self) -> Vec<PartitionPosition> {
-        let mut list: Vec<PartitionPosition> = self
-            .positions
-            .iter()
-            .map(|(&(topic, partition), &offset)| PartitionPosition {
-                topic_index: u32::from(topic),
-                partition,
-                last_offset: offset as f64,
-            })
-            .collect();
-        list.sort_by_key(|p| (p.topic_index, p.partition));
-        list
-    }
-
-    pub fn dead_letter_count(&self) -> usize {
-        let spilled: u64 = self
-            .spilled
-            .iter()
-            .flat_map(|g| &g.files)
-            .filter(|f| f.day.is_none())
-            .map(|f| f.rows)
-            .sum();
-        self.dead_letters
-            .iter()
-            .map(RecordBatch::num_rows)
-            .sum::<usize>()
-            + spilled as usize
-    }
-
-    /// Rows spilled to disk.
-    pub fn spilled_rows(&self) -> usize {
-        self.spilled.iter().map(|g| g.rows() as usize).sum()
-    }
-
-    /// Rows consolidated away while spilling.
-    pub fn spilled_deduplicated(&self) -> usize {
-        self.spilled.iter().map(|g| g.deduplicated as usize).sum()
-    }
-
-    /// The days the segment writes into, memory and disk.
-    pub fn days(&self) -> Vec<EpochDay> {
-        let mut days: Vec<EpochDay> = self.by_day.keys().copied().collect();
-        days.extend(
-            self.spilled
-                .iter()
-                .flat_map(|g| g.files.iter().filter_map(|f| f.day)),
-        );
-        days.sort_unstable();
-        days.dedup();
-        days
-    }
-
-    /// Drops everything staged for the given topic-partitions (after a revoke), so the new owner
-    /// reads them again from the table's committed position.
-    pub fn forget_partitions(&mut self, lost: &[(u16, i32)]) -> CoreResult<()> {
-        let keep_owned = |batches: &[RecordBatch]| -> CoreResult<Vec<RecordBatch>> {
-            let mut kept = Vec::with_capacity(batches.len());
-            for batch in batches {
-                let topic = column::<UInt16Array>(batch, TOPIC_COLUMN)?;
-                let partition = column::<Int32Array>(batch, PARTITION_COLUMN)?;
-                kept.extend(keep_rows(batch, |r| {
-                    !lost.contains(&(topic.value(r), partition.value(r)))
-                })?);
-            }
-            Ok(kept)
-        };
-        for batches in self.by_day.values_mut() {
-            *batches = keep_owned(batches)?;
-        }
-        self.by_day.retain(|_, batches| !batches.is_empty());
-        self.dead_letters = keep_owned(&self.dead_letters)?;
-        self.positions.retain(|key, _| !lost.contains(key));
-        self.recount();
-        Ok(())
-    }
-
-    fn recount(&mut self) {
-        let batches = self.by_day.values().flatten();
-        self.rows = batches.clone().map(RecordBatch::num_rows).sum();
-        self.bytes = batches.map(RecordBatch::get_array_memory_size).sum();
-    }
-}
-
-/// The rows of `batch` for which `keep` holds; `None` when no row is left.
-fn keep_rows(batch: &RecordBatch, keep: impl Fn(usize) -> bool) -> CoreResult<Option<RecordBatch>> {
-    let rows: Vec<u32> = (0..batch.num_rows())
-        .filter(|&r| keep(r))
-        .map(|r| r as u32)
-        .collect();
-    if rows.len() == batch.num_rows() {
-        return Ok(Some(batch.clone()));
-    }
-    if rows.is_empty() {
-        return Ok(None);
-    }
-    Ok(Some(take_record_batch(batch, &UInt32Array::from(rows))?))
-}
-
-pub fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> CoreResult<&'a T> {
-    batch
-        .column_by_name(name)
-        .and_then(|c| c.as_any().downcast_ref::<T>())
-        .ok_or_else(|| CoreError::Internal(format!("staged rows lack column {name:?}")))
-}
-
-/// The schema of the dead-letter table.
-pub fn dead_letter_schema() -> SchemaRef {
-    Arc::new(Schema::new(dead_letter_fields()))
-}
-
-/// Dead letters as staged: the table's columns plus the internal position columns.
-fn staged_dead_letter_schema() -> SchemaRef {
-    let mut fields = dead_letter_fields();
-    fields.push(Field::new(TOPIC_COLUMN, DataType::UInt16, false));
-    fields.push(Field::new(PARTITION_COLUMN, DataType::Int32, false));
-    fields.push(Field::new(OFFSET_COLUMN, DataType::Int64, false));
-    Arc::new(Schema::new(fields))
-}
-
-fn dead_letter_fields() -> Vec<Field> {
-    vec![
-        Field::new("topic", DataType::Utf8, false),
-        Field::new("partition", DataType::Int32, false),
-        Field::new("offset", DataType::Int64, false),
-        Field::new("timestamp", utc_millis(), true),
-        Field::new("key", DataType::Binary, true),
-        Field::new("payload", DataType::Binary, true),
-        Field::new("reason", DataType::Utf8, false),
-        Field::new("detail", DataType::Utf8, false),
-        Field::new("failed_at", utc_millis(), false),
-        Field::new("day", DataType::Utf8, false),
-    ]
 }
 
 /// Rows staged for the next flush. Shared with the background tasks that fill it.
@@ -358,7 +204,7 @@ impl Stage {
         let Some(staging) = self.staging()? else {
             return Ok(Vec::new());
         };
-        let keys = lock(&staging)?.manifest_partitions()?;
+        let keys = lock(&staging)?.manifest_partitions();
         Ok(keys
             .into_iter()
             .map(|(topic, partition)| PartitionPosition {
@@ -489,11 +335,10 @@ fn append_blocking(
         .collect();
     let staged = decoded.days.len() as u32;
 
+    let batch_last = last_offsets(&messages);
     let mut guard = lock(state)?;
     let state = &mut *guard;
-    for i in 0..messages.len() {
-        let key = (messages.topic_indexes[i], messages.partitions[i]);
-        let offset = messages.offset(i);
+    for &(key, offset) in &batch_last {
         let last = state.segment.positions.entry(key).or_insert(offset);
         *last = (*last).max(offset);
         let previous = state.consumed.get(&key).copied();
@@ -539,6 +384,30 @@ fn append_blocking(
         spilled_bytes: spilled_bytes as f64,
         spilled,
     })
+}
+
+/// The last offset per topic-partition of a batch. A batch holds a few partitions, each in long
+/// runs, so this is a comparison per message and a short scan per run.
+fn last_offsets(messages: &Messages<'_>) -> Vec<(PartitionKey, i64)> {
+    let mut out: Vec<(PartitionKey, i64)> = Vec::new();
+    let mut current: Option<usize> = None;
+    for i in 0..messages.len() {
+        let key = (messages.topic_indexes[i], messages.partitions[i]);
+        let offset = messages.offset(i);
+        let slot = match current {
+            Some(c) if out[c].0 == key => c,
+            _ => match out.iter().position(|(k, _)| *k == key) {
+                Some(found) => found,
+                None => {
+                    out.push((key, offset));
+                    out.len() - 1
+                }
+            },
+        };
+        out[slot].1 = out[slot].1.max(offset);
+        current = Some(slot);
+    }
+    out
 }
 
 /// Moves the rows in memory (and dead letters) into a new durable generation.
@@ -630,144 +499,4 @@ fn split_by_day(rows: &RecordBatch, days: &[EpochDay]) -> CoreResult<Vec<(EpochD
         .into_iter()
         .map(|(d, indices)| Ok((d, take_record_batch(rows, &UInt32Array::from(indices))?)))
         .collect()
-}
-
-fn dead_letter_batch(
-    spec: &DecodeSpec,
-    messages: &Messages<'_>,
-    rejected: &[Rejection],
-) -> CoreResult<RecordBatch> {
-    let now = chrono::Utc::now();
-    let today = now.format("%Y-%m-%d").to_string();
-    let idx = |r: &Rejection| r.message_index;
-    let topics = &spec.options.topics;
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from_iter_values(rejected.iter().map(|r| {
-            let t = messages.topic_indexes[idx(r)] as usize;
-            topics.get(t).map_or("", String::as_str)
-        }))),
-        Arc::new(Int32Array::from_iter_values(
-            rejected.iter().map(|r| messages.partitions[idx(r)]),
-        )),
-        Arc::new(Int64Array::from_iter_values(
-            rejected.iter().map(|r| messages.offset(idx(r))),
-        )),
-        Arc::new(
-            TimestampMillisecondArray::from_iter(rejected.iter().map(|r| {
-                let ts = messages.timestamps[idx(r)];
-                (ts.is_finite() && ts >= 0.0).then_some(ts as i64)
-            }))
-            .with_timezone("UTC"),
-        ),
-        Arc::new(BinaryArray::from_iter(
-            rejected.iter().map(|r| messages.key(idx(r))),
-        )),
-        Arc::new(BinaryArray::from_iter(
-            rejected.iter().map(|r| Some(messages.payload(idx(r)))),
-        )),
-        Arc::new(StringArray::from_iter_values(
-            rejected.iter().map(|r| r.kind),
-        )),
-        Arc::new(StringArray::from_iter_values(
-            rejected.iter().map(|r| r.detail.as_str()),
-        )),
-        Arc::new(
-            TimestampMillisecondArray::from_iter_values(
-                rejected.iter().map(|_| now.timestamp_millis()),
-            )
-            .with_timezone("UTC"),
-        ),
-        Arc::new(StringArray::from_iter_values(
-            rejected.iter().map(|_| today.as_str()),
-        )),
-        Arc::new(UInt16Array::from_iter_values(
-            rejected.iter().map(|r| messages.topic_indexes[idx(r)]),
-        )),
-        Arc::new(Int32Array::from_iter_values(
-            rejected.iter().map(|r| messages.partitions[idx(r)]),
-        )),
-        Arc::new(Int64Array::from_iter_values(
-            rejected.iter().map(|r| messages.offset(idx(r))),
-        )),
-    ];
-    Ok(RecordBatch::try_new(staged_dead_letter_schema(), columns)?)
-}
-
-/// A segment taken from a stage, waiting for its commit.
-#[napi]
-pub struct StagedSegment {
-    pub(crate) data: Arc<Mutex<Option<SegmentData>>>,
-}
-
-impl StagedSegment {
-    fn new(data: SegmentData) -> Self {
-        Self {
-            data: Arc::new(Mutex::new(Some(data))),
-        }
-    }
-}
-
-#[napi]
-impl StagedSegment {
-    /// Rows in the segment, in memory and spilled.
-    #[napi(getter)]
-    pub fn rows(&self) -> napi::Result<u32> {
-        Ok(lock(&self.data)?
-            .as_ref()
-            .map_or(0, |d| d.rows + d.spilled_rows()) as u32)
-    }
-
-    /// Dead letters in the segment.
-    #[napi(getter)]
-    pub fn dead_letters(&self) -> napi::Result<u32> {
-        Ok(lock(&self.data)?
-            .as_ref()
-            .map_or(0, SegmentData::dead_letter_count) as u32)
-    }
-
-    /// The days the segment writes into, as `YYYY-MM-DD`.
-    #[napi(getter)]
-    pub fn days(&self) -> napi::Result<Vec<String>> {
-        Ok(lock(&self.data)?
-            .as_ref()
-            .map(|d| d.days().into_iter().map(day::format_day).collect())
-            .unwrap_or_default())
-    }
-
-    /// Rows of the segment that were spilled to disk.
-    #[napi(getter)]
-    pub fn spilled_rows(&self) -> napi::Result<f64> {
-        Ok(lock(&self.data)?
-            .as_ref()
-            .map_or(0, SegmentData::spilled_rows) as f64)
-    }
-
-    /// After the segment's commits: deletes its spill files (the table now holds their rows).
-    #[napi]
-    pub async fn release(&self) -> napi::Result<()> {
-        let data = self.data.clone();
-        tokio::task::spawn_blocking(move || -> CoreResult<()> {
-            let guard = lock(&data)?;
-            let Some(segment) = guard.as_ref() else {
-                return Ok(());
-            };
-            if let Some(staging) = &segment.staging {
-                let ids: Vec<u64> = segment.spilled.iter().map(|g| g.id).collect();
-                lock(staging)?.release(&ids)?;
-            }
-            Ok(())
-        })
-        .await
-        .map_err(CoreError::from)??;
-        Ok(())
-    }
-
-    /// The last offset the segment covers for each topic-partition it holds.
-    #[napi]
-    pub fn positions(&self) -> napi::Result<Vec<PartitionPosition>> {
-        Ok(lock(&self.data)?
-            .as_ref()
-            .map(SegmentData::position_list)
-            .unwrap_or_default())
-    }
 }

@@ -13,11 +13,13 @@ use napi::Env;
 use napi_derive::napi;
 
 use crate::day;
+use crate::dead_letters::dead_letter_schema;
 use crate::decode::{DaySource, DecodeOptions, DecodeSpec, KafkaMetadataColumns};
 use crate::dedup::{DedupOptions, DedupSpec};
 use crate::error::{CoreError, CoreResult};
+use crate::segment::StagedSegment;
 use crate::spill::Staging;
-use crate::stage::{dead_letter_schema, lock, Stage, StagedSegment};
+use crate::stage::{lock, Stage};
 use crate::write::{commit_segment, CommitOptions, CommitResult, PartitionAppId};
 
 /// Table property that expires txn entries; set, it would make us forget our Kafka positions.

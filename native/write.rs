@@ -19,9 +19,10 @@ use crate::decode::{OFFSET_COLUMN, PARTITION_COLUMN, TOPIC_COLUMN};
 use crate::dedup::{dedup, DedupOptions, DedupSpec, DedupStrategy};
 use crate::error::{CoreError, CoreResult};
 use crate::merge::{merge_rows, MergeSpec, MergeStats};
+use crate::segment::{column, SegmentData};
 use crate::spill::PartitionKey;
 use crate::spill_read::SegmentPart;
-use crate::stage::{column, lock, SegmentData};
+use crate::stage::lock;
 
 /// The txn application id that records one topic-partition's position.
 #[napi(object)]
@@ -195,89 +196,42 @@ pub async fn commit_segment(
             });
         }
         let properties = CommitProperties::default().with_application_transactions(txns);
-        if streaming {
-            let recorded_map: HashMap<PartitionKey, i64> = positions
+        let started = std::time::Instant::now();
+        let written = if streaming {
+            let recorded: HashMap<PartitionKey, i64> = positions
                 .keys()
                 .filter_map(|k| recorded_for(k).map(|v| (*k, v)))
                 .collect();
-            let counter = Arc::new(AtomicUsize::new(0));
-            let plan = source.streaming_plan(recorded_map, counter.clone())?;
-            let started = std::time::Instant::now();
-            let outcome = current
-                .clone()
-                .write(Vec::new())
-                .with_input_plan(plan)
-                .with_save_mode(SaveMode::Append)
-                .with_commit_properties(properties)
-                .await;
-            let written = counter.load(Ordering::Relaxed);
-            crate::metrics::WRITE
-                .record(started.elapsed(), if outcome.is_ok() { written } else { 0 });
-            match outcome {
-                Ok(updated) => {
-                    let version = updated.version().map(|v| v as i64);
-                    *lock(&table)? = updated;
-                    return Ok(CommitResult {
-                        version,
-                        rows_written: written as u32,
-                        rows_skipped: total_rows.saturating_sub(written) as u32,
-                        attempts: attempt,
-                        rows_deduplicated: source.spilled_deduplicated as u32,
-                        merge: None,
-                    });
-                }
-                Err(err) if is_conflict(&err) && attempt < max_attempts => {
-                    tokio::time::sleep(backoff(attempt)).await;
-                    continue;
-                }
-                Err(err) if is_conflict(&err) => {
-                    return Err(CoreError::CommitConflict {
-                        attempts: attempt,
-                        reason: err.to_string(),
-                    })
-                }
-                Err(err) => return Err(err.into()),
-            }
-        }
-        let fresh_days = days
-            .iter()
-            .map(|batches| uncommitted_rows(batches, &recorded_for))
-            .collect::<CoreResult<Vec<_>>>()?;
-        let fresh_rows: usize = fresh_days.iter().flatten().map(RecordBatch::num_rows).sum();
-        let (fresh, deduplicated) = consolidate(fresh_days, dedup_spec.clone()).await?;
-        let written: usize = fresh.iter().map(RecordBatch::num_rows).sum();
-        let started = std::time::Instant::now();
-        let outcome = if fresh.is_empty() {
-            commit_positions_only(&current, properties)
-                .await
-                .map(|t| (t, None))
-        } else if let Some(spec) = &merge_spec {
-            merge_rows(&current, fresh, spec, properties)
-                .await
-                .map(|(t, stats)| (t, Some(stats)))
+            stream_rows(&current, &source, recorded, properties).await?
         } else {
-            current
-                .clone()
-                .write(fresh)
-                .with_save_mode(SaveMode::Append)
-                .with_commit_properties(properties)
-                .await
-                .map(|t| (t, None))
+            write_rows(
+                &current,
+                &days,
+                &recorded_for,
+                dedup_spec.clone(),
+                merge_spec.as_ref(),
+                properties,
+            )
+            .await?
         };
         if matches!(part, CommitPart::Rows) {
-            let rows = if outcome.is_ok() { written } else { 0 };
+            let rows = if written.outcome.is_ok() {
+                written.rows
+            } else {
+                0
+            };
             crate::metrics::WRITE.record(started.elapsed(), rows);
         }
-        match outcome {
+        match written.outcome {
             Ok((updated, merge)) => {
                 let version = updated.version().map(|v| v as i64);
                 *lock(&table)? = updated;
                 return Ok(CommitResult {
                     version,
-                    rows_written: written as u32,
-                    rows_skipped: (total_rows - fresh_rows) as u32,
+                    rows_written: written.rows as u32,
+                    rows_skipped: total_rows.saturating_sub(written.fresh_rows) as u32,
                     attempts: attempt,
-                    rows_deduplicated: (deduplicated + source.spilled_deduplicated) as u32,
+                    rows_deduplicated: (written.deduplicated + source.spilled_deduplicated) as u32,
                     merge,
                 });
             }
@@ -293,6 +247,83 @@ pub async fn commit_segment(
             Err(err) => return Err(err.into()),
         }
     }
+}
+
+/// One commit attempt: its outcome and what it would write.
+struct Attempt {
+    outcome: Result<(DeltaTable, Option<MergeStats>), DeltaTableError>,
+    /// Rows written (after consolidation).
+    rows: usize,
+    /// Rows the table did not hold yet (before consolidation).
+    fresh_rows: usize,
+    deduplicated: usize,
+}
+
+/// Appends spilled and in-memory rows as they are read, never holding them all.
+async fn stream_rows(
+    current: &DeltaTable,
+    source: &SegmentPart,
+    recorded: HashMap<PartitionKey, i64>,
+    properties: CommitProperties,
+) -> CoreResult<Attempt> {
+    let counter = Arc::new(AtomicUsize::new(0));
+    let plan = source.streaming_plan(recorded, counter.clone())?;
+    let outcome = current
+        .clone()
+        .write(Vec::new())
+        .with_input_plan(plan)
+        .with_save_mode(SaveMode::Append)
+        .with_commit_properties(properties)
+        .await
+        .map(|t| (t, None));
+    let rows = counter.load(Ordering::Relaxed);
+    Ok(Attempt {
+        outcome,
+        rows,
+        fresh_rows: rows,
+        deduplicated: 0,
+    })
+}
+
+/// Drops rows the table holds, consolidates the rest and appends or merges them.
+async fn write_rows(
+    current: &DeltaTable,
+    days: &[Vec<RecordBatch>],
+    recorded_for: &(dyn Fn(&PartitionKey) -> Option<i64> + Sync),
+    dedup_spec: Option<DedupSpec>,
+    merge_spec: Option<&MergeSpec>,
+    properties: CommitProperties,
+) -> CoreResult<Attempt> {
+    let fresh_days = days
+        .iter()
+        .map(|batches| uncommitted_rows(batches, recorded_for))
+        .collect::<CoreResult<Vec<_>>>()?;
+    let fresh_rows: usize = fresh_days.iter().flatten().map(RecordBatch::num_rows).sum();
+    let (fresh, deduplicated) = consolidate(fresh_days, dedup_spec).await?;
+    let rows: usize = fresh.iter().map(RecordBatch::num_rows).sum();
+    let outcome = if fresh.is_empty() {
+        commit_positions_only(current, properties)
+            .await
+            .map(|t| (t, None))
+    } else if let Some(spec) = merge_spec {
+        merge_rows(current, fresh, spec, properties)
+            .await
+            .map(|(t, stats)| (t, Some(stats)))
+    } else {
+        current
+            .clone()
+            .write(fresh)
+            .with_save_mode(SaveMode::Append)
+            .with_commit_properties(properties)
+            .await
+            .map(|t| (t, None))
+    };
+    Ok(Attempt {
+        outcome,
+        rows,
+        fresh_rows,
+        deduplicated,
+    })
 }
 
 /// Consolidates each day's rows on the worker pool (off the async runtime's threads); returns

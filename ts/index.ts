@@ -28,7 +28,8 @@ export { validateTarget } from './pipeline/validate.js';
 export type { ValidationReport } from './pipeline/validate.js';
 export { DeltaTarget, createTable } from './table.js';
 export type { ColumnSpec, CommitResult, MergeOptions, MergeStats, PartitionAppId, RowCommitOptions, TableInfo, WriteMode } from './table.js';
-export { Stage, StagedSegment } from './stage.js';
+export { Stage } from './stage.js';
+export { StagedSegment } from './segment.js';
 export type {
   AppendResult,
   MessageBatch,

@@ -3,8 +3,6 @@
  * pipeline's logger, so one level and one format cover both sides. The native side queues
  * records; this drains the queue on a short timer (and on demand), never from a native thread.
  */
-import type { Config } from './config/index.js';
-import { isSecretKey } from './config/load.js';
 import type { Logger, LogLevel } from './log.js';
 import { drainNativeLogs, setNativeLogLevel, type NativeLogRecord } from './native.js';
 
@@ -56,16 +54,4 @@ export class NativeLogForwarder {
     for (const secret of this.#secrets) if (out.includes(secret)) out = out.split(secret).join(MASK);
     return out;
   }
-}
-
-/** The credential values of a configuration, to keep them out of forwarded native records. */
-export function secretValues(config: Config): string[] {
-  const out: string[] = [];
-  if (config.credentials.kafkaPassword !== undefined) out.push(config.credentials.kafkaPassword);
-  const collect = (map: Readonly<Record<string, string>>, at: string[]) => {
-    for (const [k, v] of Object.entries(map)) if (isSecretKey([...at, k])) out.push(v);
-  };
-  collect(config.kafka.properties, ['kafka', 'properties']);
-  collect(config.delta.storageOptions, ['delta', 'storage_options']);
-  return out;
 }

@@ -16,7 +16,8 @@ import {
   type WriteMode,
 } from './native.js';
 import { native, nativeSync } from './errors.js';
-import { Stage, nativeSegment, type StageOptions, type StagedSegment } from './stage.js';
+import { nativeSegment, type StagedSegment } from './segment.js';
+import { Stage, type StageOptions } from './stage.js';
 
 export type { ColumnSpec, CommitResult, DedupOptions, MergeOptions, MergeStats, PartitionAppId, PartitionSummary, TableInfo, WriteMode };
 

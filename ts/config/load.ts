@@ -143,8 +143,8 @@ function keyOf(path: readonly PathSegment[]): string {
   }, '');
 }
 
-/** @internal Whether the value at `path` is a secret that must never be printed. */
-export function isSecretKey(path: readonly PathSegment[]): boolean {
+/** Whether the value at `path` is a secret that must never be printed. */
+function isSecretKey(path: readonly PathSegment[]): boolean {
   const last = path[path.length - 1];
   if (typeof last !== 'string' || last.endsWith('_file')) return false;
   if (FREE_FORM_MAPS.has(keyOf(path.slice(0, -1)))) {
@@ -342,10 +342,22 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Confi
 export function redactConfig(config: Config): Config {
   const copy = structuredClone(config);
   if (copy.credentials.kafkaPassword !== undefined) copy.credentials.kafkaPassword = REDACTED;
-  const redactMap = (map: Record<string, string>, at: string[]) => {
-    for (const k of Object.keys(map)) if (isSecretKey([...at, k])) map[k] = REDACTED;
-  };
-  redactMap(copy.kafka.properties, ['kafka', 'properties']);
-  redactMap(copy.delta.storageOptions, ['delta', 'storage_options']);
+  for (const [map, key] of secretEntries(copy)) map[key] = REDACTED;
   return copy;
+}
+
+/** @internal The credential values of a configuration (to mask them wherever they appear). */
+export function secretValues(config: Config): string[] {
+  const out = secretEntries(config).map(([map, key]) => map[key] as string);
+  if (config.credentials.kafkaPassword !== undefined) out.push(config.credentials.kafkaPassword);
+  return out;
+}
+
+/** The free-form maps' entries that hold secrets, as (map, key) pairs. */
+function secretEntries(config: Config): Array<[Record<string, string>, string]> {
+  const maps: Array<[Record<string, string>, string[]]> = [
+    [config.kafka.properties, ['kafka', 'properties']],
+    [config.delta.storageOptions, ['delta', 'storage_options']],
+  ];
+  return maps.flatMap(([map, at]) => Object.keys(map).filter((k) => isSecretKey([...at, k])).map((k): [Record<string, string>, string] => [map, k]));
 }

@@ -11,7 +11,8 @@ import { KafkaDeadLetterSink } from '../kafka/dead-letter-producer.js';
 import { packMessages, type PackOptions } from '../kafka/packer.js';
 import { silentLogger, type Logger } from '../log.js';
 import { configureThreads } from '../native.js';
-import { NativeLogForwarder, secretValues } from '../native-log.js';
+import { secretValues } from '../config/load.js';
+import { NativeLogForwarder } from '../native-log.js';
 import type { Stage, RejectedMessage, StagingRecovery } from '../stage.js';
 import { DeltaTarget } from '../table.js';
 import { PipelineMetrics } from '../metrics/metrics.js';
@@ -87,6 +88,8 @@ export class Pipeline {
   /** Last offsets of rows recovered from the staging directory, by partition key. */
   readonly #recovered = new Map<string, number>();
   #nativeLogs: NativeLogForwarder | undefined;
+  /** Native records are kept only when the embedder gave a logger to send them to. */
+  #nativeLogLevel: Config['logging']['level'] | 'off' = 'off';
   #target: DeltaTarget | undefined;
   #stage: Stage | undefined;
   #source: KafkaSource | undefined;
@@ -111,8 +114,6 @@ export class Pipeline {
     this.#stopGraceMs = (options.stopGraceSeconds ?? config.shutdown.gracePeriodSeconds) * 1000;
     if (options.logger) this.#nativeLogLevel = config.logging.level;
   }
-
-  #nativeLogLevel: Config['logging']['level'] | 'off' = 'off';
 
   /** Subscribes to pipeline events. */
   on<E extends keyof PipelineEvents>(event: E, listener: (...args: PipelineEvents[E]) => void): this {
@@ -255,10 +256,9 @@ export class Pipeline {
   async #recoverStaging(stage: Stage): Promise<StagingRecovery> {
     const parts = stage.stagingPartitions();
     const topicOf = (i: number) => this.config.kafka.topics[i] ?? `#${i}`;
-    const ids = parts.map((p) => txnAppId(this.config.kafka.groupId, topicOf(p.topicIndex), p.partition));
-    const recorded = ids.length > 0 ? await (this.#target as DeltaTarget).txnVersions(ids) : new Map<string, number>();
+    const recorded = await this.#recordedPositions(parts.map((p) => ({ topic: topicOf(p.topicIndex), partition: p.partition })));
     const recovery = await stage.recover(
-      parts.map((p, i) => ({ ...p, lastOffset: recorded.get(ids[i] as string) ?? -1 })),
+      parts.map((p) => ({ ...p, lastOffset: recorded.get(partitionKey(topicOf(p.topicIndex), p.partition)) ?? -1 })),
     );
     for (const p of recovery.positions) this.#recovered.set(partitionKey(topicOf(p.topicIndex), p.partition), p.lastOffset);
     if (recovery.generations > 0 || recovery.committedFiles > 0 || recovery.discardedFiles > 0) {
