@@ -105,8 +105,21 @@ fn current_level() -> NativeLogLevel {
     NativeLogLevel::from_u8(LEVEL.load(Ordering::Relaxed))
 }
 
-fn enabled(level: NativeLogLevel) -> bool {
-    level != NativeLogLevel::Off && level <= current_level()
+/// Whether a record is kept. Libraries (delta-rs, its kernel, DataFusion) narrate every snapshot
+/// and scan at INFO, so their records need one level more verbosity than ours: INFO shows their
+/// warnings, DEBUG their INFO, TRACE everything. Levels are never rewritten, only filtered.
+fn enabled(level: NativeLogLevel, target: &str) -> bool {
+    if level == NativeLogLevel::Off {
+        return false;
+    }
+    let threshold = current_level() as u8;
+    let ours = target.starts_with(env!("CARGO_CRATE_NAME"));
+    let allowed = if ours || level <= NativeLogLevel::Warn {
+        threshold
+    } else {
+        threshold.saturating_sub(1)
+    };
+    level as u8 <= allowed
 }
 
 fn push(record: NativeLogRecord) {
@@ -162,7 +175,10 @@ struct QueueSubscriber {
 
 impl Subscriber for QueueSubscriber {
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
-        enabled(NativeLogLevel::of_tracing(metadata.level()))
+        enabled(
+            NativeLogLevel::of_tracing(metadata.level()),
+            metadata.target(),
+        )
     }
 
     fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
@@ -181,7 +197,7 @@ impl Subscriber for QueueSubscriber {
     fn event(&self, event: &Event<'_>) {
         let metadata = event.metadata();
         let level = NativeLogLevel::of_tracing(metadata.level());
-        if !enabled(level) {
+        if !enabled(level, metadata.target()) {
             return;
         }
         let mut text = FieldText::default();
@@ -205,12 +221,12 @@ struct QueueLogger;
 
 impl log::Log for QueueLogger {
     fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
-        enabled(NativeLogLevel::of_log(metadata.level()))
+        enabled(NativeLogLevel::of_log(metadata.level()), metadata.target())
     }
 
     fn log(&self, record: &log::Record<'_>) {
         let level = NativeLogLevel::of_log(record.level());
-        if !enabled(level) {
+        if !enabled(level, record.target()) {
             return;
         }
         push(NativeLogRecord {
@@ -272,11 +288,15 @@ mod tests {
         tracing::info!(table = "t1", "kept {}", 1);
         tracing::debug!("dropped");
         log::warn!("from log");
+        tracing::info!(target: "deltalake_core::kernel", "library chatter");
+        tracing::warn!(target: "deltalake_core::kernel", "library warning");
         let drained = drain_native_logs();
         let messages: Vec<&str> = drained.records.iter().map(|r| r.message.as_str()).collect();
         assert!(messages.contains(&"kept 1"), "{messages:?}");
         assert!(messages.contains(&"from log"), "{messages:?}");
         assert!(!messages.contains(&"dropped"), "{messages:?}");
+        assert!(!messages.contains(&"library chatter"), "{messages:?}");
+        assert!(messages.contains(&"library warning"), "{messages:?}");
         let kept = drained
             .records
             .iter()
