@@ -361,3 +361,17 @@ test('a missing file, bad YAML and a non-map document are ConfigErrors', async (
   t.false(e3?.message.includes('Leaky-Pass-31337'));
   t.is(fails(t, ['a']).problems[0]?.key, 'config');
 });
+
+test('kafka.on_position_lost: fail by default, earliest or latest, anything else names the key', (t) => {
+  t.is(ok(doc()).kafka.onPositionLost, 'fail');
+  t.is(ok(doc({ kafka: { on_position_lost: 'Earliest' } })).kafka.onPositionLost, 'earliest');
+  t.is(ok(doc({ kafka: { on_position_lost: 'latest' } })).kafka.onPositionLost, 'latest');
+  const err = fails(t, doc({ kafka: { on_position_lost: 'skip' } }));
+  t.is(err.problems.length, 1);
+  t.is(problem(err, 'kafka.on_position_lost'), 'expected one of fail, earliest, latest, got the string "skip"');
+  t.true(err.message.includes('kafka.on_position_lost'));
+  t.regex(problem(fails(t, doc({ kafka: { on_position_lost: true } })), 'kafka.on_position_lost'), /one of fail, earliest, latest/);
+  // librdkafka's own reset would contradict the policy: it is derived from it instead.
+  const reset = fails(t, doc({ kafka: { properties: { 'auto.offset.reset': 'earliest' } } }));
+  t.regex(problem(reset, 'kafka.properties.auto.offset.reset'), /kafka\.on_position_lost/);
+});

@@ -1,6 +1,6 @@
 /** Metrics without a broker: consumer lag read from librdkafka statistics, and its gauge. */
 import test from 'ava';
-import { lagsFromStatistics } from '../ts/kafka/consumer.js';
+import { lagsFromStatistics, stoppedFromStatistics } from '../ts/kafka/consumer.js';
 import { PipelineMetrics } from '../ts/metrics/metrics.js';
 
 // The parts of a librdkafka statistics report the lag comes from (other fields left out).
@@ -24,6 +24,34 @@ test('lags come from librdkafka statistics; unknown lags and the internal partit
     { topic: 'events', partition: 0, lag: 20 },
     { topic: 'clicks', partition: 2, lag: 0 },
   ]);
+});
+
+test('partitions librdkafka stopped fetching (fetch state none) come from the statistics too', (t) => {
+  const stats = JSON.stringify({
+    topics: {
+      events: {
+        partitions: {
+          '0': { partition: 0, fetch_state: 'active' },
+          '1': { partition: 1, fetch_state: 'none' },
+          '-1': { partition: -1, fetch_state: 'none' },
+        },
+      },
+      clicks: { partitions: { '2': { partition: 2, fetch_state: 'none' }, '3': { partition: 3, fetch_state: 'offset-query' } } },
+    },
+  });
+  t.deepEqual(stoppedFromStatistics(stats), [
+    { topic: 'events', partition: 1 },
+    { topic: 'clicks', partition: 2 },
+  ]);
+});
+
+test('lost positions count per topic, and the offsets they skipped where known', async (t) => {
+  const metrics = new PipelineMetrics({ defaultMetrics: false });
+  metrics.positionLost('events', 880);
+  metrics.positionLost('events', undefined);
+  const text = await metrics.registry.metrics();
+  t.regex(text, /^kafka_delta_positions_lost_total\{topic="events"\} 2$/m);
+  t.regex(text, /^kafka_delta_offsets_skipped_total\{topic="events"\} 880$/m);
 });
 
 test('the consumer lag gauge shows the partitions of the latest report only', async (t) => {

@@ -33,6 +33,8 @@ async function openStaged(table: string) {
     rejectUnknownFields: false,
     topics: ['events'],
   });
+  // The stage owns these partitions, from wherever Kafka would start them.
+  stage.assigned([0, 1, 2, 3].map((partition) => ({ topicIndex: 0, partition })));
   return { target, stage };
 }
 

@@ -1,18 +1,28 @@
 //! Dead letters: messages that cannot become rows, staged with their raw bytes, coordinates and
-//! reason for the dead-letter table.
+//! reason for the dead-letter sink, and what a dead-letter commit writes of them.
 
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
+use deltalake::arrow::array::AsArray;
 use deltalake::arrow::array::{
-    ArrayRef, BinaryArray, Int32Array, Int64Array, RecordBatch, StringArray,
+    Array, ArrayRef, BinaryArray, BooleanArray, Int32Array, Int64Array, RecordBatch, StringArray,
     TimestampMillisecondArray, UInt16Array,
 };
-use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use deltalake::arrow::compute::{cast, filter_record_batch};
+use deltalake::arrow::datatypes::{DataType, Field, Int32Type, Int64Type, Schema, SchemaRef};
+use deltalake::datafusion::prelude::{col, lit, Expr, SessionContext};
+use deltalake::DeltaTable;
+use napi::bindgen_prelude::Buffer;
+use napi_derive::napi;
 
 use crate::decode::{
     utc_millis, DecodeSpec, Messages, Rejection, OFFSET_COLUMN, PARTITION_COLUMN, TOPIC_COLUMN,
 };
-use crate::error::CoreResult;
+use crate::error::{lock, CoreError, CoreResult};
+use crate::positions::{column, read_txn_versions, CommitWindows, PartitionAppId, PartitionKey};
+use crate::segment::SegmentData;
+use crate::spill_read::{CoveredBatch, SegmentPart};
 
 /// The schema of the dead-letter table.
 pub fn dead_letter_schema() -> SchemaRef {
@@ -102,4 +112,182 @@ pub fn dead_letter_batch(
         )),
     ];
     Ok(RecordBatch::try_new(staged_dead_letter_schema(), columns)?)
+}
+
+/// Dead letters already in the dead-letter table among those a commit would write: only where
+/// this table's own recorded version (`own`) is ahead of the rows' table (a crash between the
+/// two commits of a flush), so a healthy flush reads nothing. Keyed by topic, partition, offset.
+pub async fn present_dead_letters(
+    table: &DeltaTable,
+    windows: &CommitWindows,
+    own: &HashMap<PartitionKey, i64>,
+) -> CoreResult<HashSet<(String, i32, i64)>> {
+    let mut replayed: Option<Expr> = None;
+    for (key, recorded, reach) in windows.iter() {
+        let Some(&own) = own.get(&key) else { continue };
+        let upper = own.min(reach);
+        if recorded.is_some_and(|r| upper <= r) {
+            continue;
+        }
+        let mut range = col("partition")
+            .eq(lit(key.1))
+            .and(col("offset").lt_eq(lit(upper)));
+        if let Some(r) = recorded {
+            range = range.and(col("offset").gt(lit(r)));
+        }
+        replayed = Some(match replayed {
+            Some(e) => e.or(range),
+            None => range,
+        });
+    }
+    let Some(predicate) = replayed else {
+        return Ok(HashSet::new());
+    };
+    let ctx = SessionContext::new();
+    table.update_datafusion_session(&ctx.state())?;
+    let provider = table.table_provider().await?;
+    let rows = ctx
+        .read_table(provider)?
+        .filter(predicate)?
+        .select_columns(&["topic", "partition", "offset"])?
+        .collect()
+        .await?;
+    let mut present = HashSet::new();
+    for batch in &rows {
+        // The scan may hand strings over as views and integers widened: read them as ours.
+        let as_type = |name: &str, to: &DataType| -> CoreResult<ArrayRef> {
+            let column = batch
+                .column_by_name(name)
+                .ok_or_else(|| CoreError::Internal(format!("dead-letter scan lacks {name:?}")))?;
+            Ok(cast(column, to)?)
+        };
+        let (topics, partitions, offsets) = (
+            as_type("topic", &DataType::Utf8)?,
+            as_type("partition", &DataType::Int32)?,
+            as_type("offset", &DataType::Int64)?,
+        );
+        let topics = topics.as_string::<i32>();
+        let partitions = partitions.as_primitive::<Int32Type>();
+        let offsets = offsets.as_primitive::<Int64Type>();
+        for r in 0..batch.num_rows() {
+            present.insert((
+                topics.value(r).to_string(),
+                partitions.value(r),
+                offsets.value(r),
+            ));
+        }
+    }
+    Ok(present)
+}
+
+/// The dead letters the windows keep and the table does not hold yet, without the position
+/// columns.
+pub fn fresh_dead_letters(
+    days: &[Vec<CoveredBatch>],
+    windows: &CommitWindows,
+    present: &HashSet<(String, i32, i64)>,
+) -> CoreResult<Vec<RecordBatch>> {
+    let mut out = Vec::new();
+    for (coverage, batch) in days.iter().flatten() {
+        let Some(kept) = windows.select(coverage, batch)? else {
+            continue;
+        };
+        if present.is_empty() {
+            out.push(kept);
+            continue;
+        }
+        let topics = column::<StringArray>(&kept, "topic")?;
+        let partitions = column::<Int32Array>(&kept, "partition")?;
+        let offsets = column::<Int64Array>(&kept, "offset")?;
+        let keep: BooleanArray = (0..kept.num_rows())
+            .map(|r| {
+                let id = (
+                    topics.value(r).to_string(),
+                    partitions.value(r),
+                    offsets.value(r),
+                );
+                Some(!present.contains(&id))
+            })
+            .collect();
+        let fresh = filter_record_batch(&kept, &keep)?;
+        if fresh.num_rows() > 0 {
+            out.push(fresh);
+        }
+    }
+    Ok(out)
+}
+
+/// A dead letter for a sink outside Delta (a Kafka topic): the original message and why it
+/// could not become a row.
+#[napi(object)]
+pub struct DeadLetterRecord {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: f64,
+    /// The Kafka timestamp in epoch milliseconds, when the message had one.
+    pub timestamp: Option<f64>,
+    pub key: Option<Buffer>,
+    pub payload: Option<Buffer>,
+    pub reason: String,
+    pub detail: String,
+}
+
+/// The segment's dead letters above the rows' table's recorded positions: what a flush must
+/// deliver before that table's commit moves the positions past them.
+pub async fn unhandled_dead_letters(
+    table: Arc<Mutex<DeltaTable>>,
+    segment: Arc<Mutex<Option<SegmentData>>>,
+    app_ids: Vec<PartitionAppId>,
+) -> CoreResult<Vec<DeadLetterRecord>> {
+    let part = {
+        let guard = lock(&segment)?;
+        let data = guard
+            .as_ref()
+            .ok_or_else(|| CoreError::InvalidArgument("the segment was released".into()))?;
+        Arc::new(SegmentPart::dead_letters(data)?)
+    };
+    let reader = part.clone();
+    let batches = tokio::task::spawn_blocking(move || reader.read_by_day()).await??;
+    let mut current = lock(&table)?.clone();
+    current.update_state().await?;
+    let ids: HashMap<PartitionKey, String> = app_ids
+        .into_iter()
+        .map(|a| ((a.topic_index as u16, a.partition), a.app_id))
+        .collect();
+    let id_list: Vec<String> = ids.values().cloned().collect();
+    let recorded = read_txn_versions(&current, &id_list).await?;
+    let version_of = |k: &PartitionKey| ids.get(k).and_then(|id| recorded.get(id)).copied();
+    let windows = CommitWindows::plan(&part.coverages(), &version_of)?;
+    let mut records = Vec::new();
+    for (coverage, batch) in batches.iter().flatten() {
+        if let Some(kept) = windows.select(coverage, batch)? {
+            records.extend(records_of(&kept)?);
+        }
+    }
+    Ok(records)
+}
+
+fn records_of(batch: &RecordBatch) -> CoreResult<Vec<DeadLetterRecord>> {
+    let topics = column::<StringArray>(batch, "topic")?;
+    let partitions = column::<Int32Array>(batch, "partition")?;
+    let offsets = column::<Int64Array>(batch, "offset")?;
+    let timestamps = column::<TimestampMillisecondArray>(batch, "timestamp")?;
+    let keys = column::<BinaryArray>(batch, "key")?;
+    let payloads = column::<BinaryArray>(batch, "payload")?;
+    let reasons = column::<StringArray>(batch, "reason")?;
+    let details = column::<StringArray>(batch, "detail")?;
+    let bytes =
+        |a: &BinaryArray, r: usize| (!a.is_null(r)).then(|| Buffer::from(a.value(r).to_vec()));
+    Ok((0..batch.num_rows())
+        .map(|r| DeadLetterRecord {
+            topic: topics.value(r).to_string(),
+            partition: partitions.value(r),
+            offset: offsets.value(r) as f64,
+            timestamp: (!timestamps.is_null(r)).then(|| timestamps.value(r) as f64),
+            key: bytes(keys, r),
+            payload: bytes(payloads, r),
+            reason: reasons.value(r).to_string(),
+            detail: details.value(r).to_string(),
+        })
+        .collect())
 }

@@ -4,6 +4,8 @@
 //! boundary as a message prefixed with `[KDR:<CODE>]`; `ts/errors.ts` parses that prefix and throws
 //! the class registered for the code. The codes are a contract with `ts/errors.ts`.
 
+use std::sync::{Mutex, MutexGuard};
+
 use deltalake::DeltaTableError;
 
 /// Every failure the native core reports to JavaScript.
@@ -98,4 +100,11 @@ impl From<deltalake::datafusion::error::DataFusionError> for CoreError {
     fn from(err: deltalake::datafusion::error::DataFusionError) -> Self {
         CoreError::Internal(format!("planning the write: {err}"))
     }
+}
+
+/// Locks state shared with background tasks; a lock poisoned by a panic is an internal error.
+pub fn lock<T>(mutex: &Mutex<T>) -> CoreResult<MutexGuard<'_, T>> {
+    mutex.lock().map_err(|_| {
+        CoreError::Internal("a previous native call panicked while holding the stage".into())
+    })
 }

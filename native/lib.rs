@@ -3,6 +3,7 @@
 //! and commits them to Delta Lake with the Kafka positions they cover. It knows nothing of Kafka
 //! clients: it sees bytes, offsets and partitions.
 
+mod create;
 mod day;
 mod dead_letters;
 mod decode;
@@ -13,6 +14,7 @@ mod logging;
 mod merge;
 mod messages;
 mod metrics;
+mod positions;
 mod segment;
 mod spill;
 mod spill_read;

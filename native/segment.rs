@@ -4,22 +4,22 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-use deltalake::arrow::array::{Int32Array, RecordBatch, UInt16Array, UInt32Array};
+use deltalake::arrow::array::{RecordBatch, UInt32Array};
 use deltalake::arrow::compute::take_record_batch;
 use napi_derive::napi;
 
 use crate::day::{self, EpochDay};
-use crate::decode::{PARTITION_COLUMN, TOPIC_COLUMN};
-use crate::error::{CoreError, CoreResult};
+use crate::error::{lock, CoreError, CoreResult};
+use crate::positions::{row_keys, Coverage, PartitionKey, PartitionPosition};
 use crate::spill::{Generation, Staging};
-use crate::stage::{lock, PartitionPosition};
 
 /// Everything taken out of a stage for one commit.
 #[derive(Default)]
 pub struct SegmentData {
     pub by_day: BTreeMap<EpochDay, Vec<RecordBatch>>,
     pub dead_letters: Vec<RecordBatch>,
-    pub positions: HashMap<(u16, i32), i64>,
+    /// What the rows and dead letters in memory cover, per topic-partition.
+    pub coverage: Coverage,
     /// Rows and bytes held in memory (`by_day`).
     pub rows: usize,
     pub bytes: usize,
@@ -30,9 +30,20 @@ pub struct SegmentData {
 }
 
 impl SegmentData {
+    /// The last offset covered per topic-partition, over every part.
+    pub fn last_offsets(&self) -> HashMap<PartitionKey, i64> {
+        let mut last: HashMap<PartitionKey, i64> = HashMap::new();
+        let spilled = self.spilled.iter().flat_map(|g| g.ranges.iter());
+        for range in self.coverage.ranges().iter().chain(spilled) {
+            let entry = last.entry(range.key()).or_insert(range.last);
+            *entry = (*entry).max(range.last);
+        }
+        last
+    }
+
     pub fn position_list(&self) -> Vec<PartitionPosition> {
         let mut list: Vec<PartitionPosition> = self
-            .positions
+            .last_offsets()
             .iter()
             .map(|(&(topic, partition), &offset)| PartitionPosition {
                 topic_index: u32::from(topic),
@@ -64,11 +75,6 @@ impl SegmentData {
         self.spilled.iter().map(|g| g.rows() as usize).sum()
     }
 
-    /// Rows consolidated away while spilling.
-    pub fn spilled_deduplicated(&self) -> usize {
-        self.spilled.iter().map(|g| g.deduplicated as usize).sum()
-    }
-
     /// The days the segment writes into, memory and disk.
     pub fn days(&self) -> Vec<EpochDay> {
         let mut days: Vec<EpochDay> = self.by_day.keys().copied().collect();
@@ -82,17 +88,14 @@ impl SegmentData {
         days
     }
 
-    /// Drops everything staged for the given topic-partitions (after a revoke), so the new owner
-    /// reads them again from the table's committed position.
-    pub fn forget_partitions(&mut self, lost: &[(u16, i32)]) -> CoreResult<()> {
+    /// Drops the rows in memory of the given topic-partitions (after a revoke), so the new
+    /// owner reads them again from the table's committed position. (Spilled generations are
+    /// withdrawn from by the staging.)
+    pub fn forget_partitions(&mut self, lost: &[PartitionKey]) -> CoreResult<()> {
         let keep_owned = |batches: &[RecordBatch]| -> CoreResult<Vec<RecordBatch>> {
             let mut kept = Vec::with_capacity(batches.len());
             for batch in batches {
-                let topic = column::<UInt16Array>(batch, TOPIC_COLUMN)?;
-                let partition = column::<Int32Array>(batch, PARTITION_COLUMN)?;
-                kept.extend(keep_rows(batch, |r| {
-                    !lost.contains(&(topic.value(r), partition.value(r)))
-                })?);
+                kept.extend(without_partitions(batch, lost)?);
             }
             Ok(kept)
         };
@@ -101,7 +104,7 @@ impl SegmentData {
         }
         self.by_day.retain(|_, batches| !batches.is_empty());
         self.dead_letters = keep_owned(&self.dead_letters)?;
-        self.positions.retain(|key, _| !lost.contains(key));
+        self.coverage.withdraw(lost);
         self.recount();
         Ok(())
     }
@@ -113,11 +116,17 @@ impl SegmentData {
     }
 }
 
-/// The rows of `batch` for which `keep` holds; `None` when no row is left.
-fn keep_rows(batch: &RecordBatch, keep: impl Fn(usize) -> bool) -> CoreResult<Option<RecordBatch>> {
-    let rows: Vec<u32> = (0..batch.num_rows())
-        .filter(|&r| keep(r))
-        .map(|r| r as u32)
+/// The rows of a staged batch that belong to none of the `lost` partitions; `None` when no row
+/// is left.
+pub fn without_partitions(
+    batch: &RecordBatch,
+    lost: &[PartitionKey],
+) -> CoreResult<Option<RecordBatch>> {
+    let rows: Vec<u32> = row_keys(batch)?
+        .iter()
+        .enumerate()
+        .filter(|(_, key)| !lost.contains(key))
+        .map(|(r, _)| r as u32)
         .collect();
     if rows.len() == batch.num_rows() {
         return Ok(Some(batch.clone()));
@@ -126,13 +135,6 @@ fn keep_rows(batch: &RecordBatch, keep: impl Fn(usize) -> bool) -> CoreResult<Op
         return Ok(None);
     }
     Ok(Some(take_record_batch(batch, &UInt32Array::from(rows))?))
-}
-
-pub fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> CoreResult<&'a T> {
-    batch
-        .column_by_name(name)
-        .and_then(|c| c.as_any().downcast_ref::<T>())
-        .ok_or_else(|| CoreError::Internal(format!("staged rows lack column {name:?}")))
 }
 
 /// A segment taken from a stage, waiting for its commit.

@@ -7,6 +7,10 @@
 //! The Delta log stays the source of truth: staging only saves re-reading Kafka. A generation is
 //! recovered only when it continues exactly where the table (or the generation before it) ends,
 //! per topic-partition; anything else is dropped and its range consumed again.
+//!
+//! Rows are spilled as they were decoded, never consolidated: which of them a commit may write
+//! is decided against the table's positions at commit time (`positions.rs`), and only then are
+//! the survivors consolidated, so no row's position is folded into another's.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
@@ -14,15 +18,14 @@ use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use deltalake::arrow::array::RecordBatch;
-use deltalake::arrow::compute::concat_batches;
 use deltalake::arrow::datatypes::SchemaRef;
 use deltalake::arrow::ipc::reader::FileReader;
 use deltalake::arrow::ipc::writer::FileWriter;
 use serde::{Deserialize, Serialize};
 
 use crate::day::EpochDay;
-use crate::dedup::{dedup, DedupSpec};
 use crate::error::{CoreError, CoreResult};
+use crate::positions::{Coverage, PartitionKey, PartitionRange};
 
 const MANIFEST: &str = "manifest.json";
 const LOCK: &str = "LOCK";
@@ -30,20 +33,6 @@ const FORMAT: u32 = 1;
 /// Rows per IPC record batch in a spill file: a flush streams them back without holding a
 /// whole day in memory.
 const ROWS_PER_BATCH: usize = 16_384;
-
-pub type PartitionKey = (u16, i32);
-
-/// One topic-partition's range in a generation.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct GenerationRange {
-    pub topic: u16,
-    pub partition: i32,
-    /// The last offset consumed before this generation's first message of the partition (the
-    /// table's recorded version or the previous generation's last); absent when the partition
-    /// started from `start_from` with nothing recorded.
-    pub previous: Option<i64>,
-    pub last: i64,
-}
 
 /// One spilled file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -60,10 +49,10 @@ pub struct SpillFile {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Generation {
     pub id: u64,
-    pub ranges: Vec<GenerationRange>,
+    /// What the generation covers per topic-partition; a partition given up after the spill
+    /// is withdrawn from it, and its rows here are never committed.
+    pub ranges: Vec<PartitionRange>,
     pub files: Vec<SpillFile>,
-    /// Rows consolidated away while spilling.
-    pub deduplicated: u64,
 }
 
 impl Generation {
@@ -77,6 +66,10 @@ impl Generation {
 
     pub fn bytes(&self) -> u64 {
         self.files.iter().map(|f| f.bytes).sum()
+    }
+
+    pub fn coverage(&self) -> Coverage {
+        Coverage::from_ranges(&self.ranges)
     }
 }
 
@@ -93,7 +86,6 @@ struct Manifest {
 pub struct Staging {
     pub dir: PathBuf,
     pub max_memory_bytes: usize,
-    pub dedup: Option<DedupSpec>,
     identity: String,
     topics: Vec<String>,
     generations: Vec<Generation>,
@@ -123,7 +115,6 @@ impl Staging {
         identity: String,
         topics: Vec<String>,
         max_memory_bytes: usize,
-        dedup: Option<DedupSpec>,
     ) -> CoreResult<Self> {
         fs::create_dir_all(dir).map_err(|e| staging_error(dir, "cannot create", e))?;
         let lock = OpenOptions::new()
@@ -142,7 +133,6 @@ impl Staging {
         let mut staging = Self {
             dir: dir.to_path_buf(),
             max_memory_bytes,
-            dedup: dedup.filter(|d| !d.keys.is_empty()),
             identity,
             topics,
             generations: Vec::new(),
@@ -272,24 +262,15 @@ impl Staging {
         &mut self,
         by_day: Vec<(EpochDay, Vec<RecordBatch>)>,
         dead_letters: Vec<RecordBatch>,
-        ranges: Vec<GenerationRange>,
+        ranges: Vec<PartitionRange>,
     ) -> CoreResult<Generation> {
         let id = self.next_id;
         self.next_id += 1;
         let mut files = Vec::with_capacity(by_day.len() + 1);
-        let mut deduplicated = 0;
         for (day, batches) in by_day {
-            let batches = match &self.dedup {
-                Some(spec) if !batches.is_empty() => {
-                    let started = std::time::Instant::now();
-                    let rows = concat_batches(&batches[0].schema(), &batches)?;
-                    let consolidated = crate::threads::install(|| dedup(&rows, spec))??;
-                    crate::metrics::DEDUP.record(started.elapsed(), rows.num_rows());
-                    deduplicated += consolidated.removed as u64;
-                    vec![consolidated.batch]
-                }
-                _ => batches,
-            };
+            if batches.is_empty() {
+                continue;
+            }
             let name = format!("g{id:010}-{}.arrow", crate::day::format_day(day));
             files.push(self.write_file(&name, Some(day), &batches)?);
         }
@@ -298,12 +279,7 @@ impl Staging {
             files.push(self.write_file(&name, None, &dead_letters)?);
         }
         sync_dir(&self.dir)?;
-        let generation = Generation {
-            id,
-            ranges,
-            files,
-            deduplicated,
-        };
+        let generation = Generation { id, ranges, files };
         self.generations.push(generation.clone());
         self.write_manifest()?;
         Ok(generation)
@@ -347,6 +323,38 @@ impl Staging {
             bytes,
             crc32,
         })
+    }
+
+    /// Withdraws partitions given up from every generation (in `generations`, the segment's
+    /// copies, and in the manifest); a generation left covering nothing is deleted. Returns the
+    /// ids of the generations deleted.
+    pub fn withdraw(
+        &mut self,
+        generations: &mut Vec<Generation>,
+        lost: &[PartitionKey],
+    ) -> CoreResult<Vec<u64>> {
+        let mut changed = false;
+        for generation in self.generations.iter_mut().chain(generations.iter_mut()) {
+            let before = generation.ranges.len();
+            generation.ranges.retain(|r| !lost.contains(&r.key()));
+            changed |= generation.ranges.len() != before;
+        }
+        if !changed {
+            return Ok(Vec::new());
+        }
+        let empty: Vec<u64> = generations
+            .iter()
+            .filter(|g| g.ranges.is_empty())
+            .map(|g| g.id)
+            .collect();
+        generations.retain(|g| !g.ranges.is_empty());
+        // The manifest is written by `release` (with the empty ones gone) or here.
+        if empty.is_empty() {
+            self.write_manifest()?;
+        } else {
+            self.release(&empty)?;
+        }
+        Ok(empty)
     }
 
     /// Forgets generations whose rows the table now holds, and deletes their files.

@@ -1,9 +1,11 @@
 //! Reading a segment's rows back for its commit: spilled files (oldest generation first) then
-//! the rows still in memory. Appends without consolidation stream them into the Delta writer
-//! batch by batch, so a flush of a whole day does not need the day in memory; consolidation
-//! and MERGE need every row of a day at once and read them into memory.
+//! the rows still in memory, each with the coverage of the part it comes from, so the commit
+//! can keep exactly the rows its windows allow (`positions.rs`). Appends without consolidation
+//! stream them into the Delta writer batch by batch, so a flush of a whole day does not need the
+//! day in memory; consolidation and MERGE need every row of a day at once and read them into
+//! memory.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -19,19 +21,32 @@ use deltalake::datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use deltalake::datafusion::physical_plan::streaming::PartitionStream;
 
 use crate::day::EpochDay;
-use crate::error::{CoreError, CoreResult};
+use crate::error::{lock, CoreError, CoreResult};
+use crate::positions::{CommitWindows, Coverage};
 use crate::segment::SegmentData;
-use crate::spill::{read_batches, PartitionKey};
-use crate::write::uncommitted_rows;
+use crate::spill::read_batches;
+
+/// A spilled file of a segment.
+pub struct PartFile {
+    /// The day of its rows; absent for dead letters.
+    pub day: Option<EpochDay>,
+    pub path: PathBuf,
+    pub rows: u64,
+    /// What its generation covers.
+    pub coverage: Arc<Coverage>,
+}
+
+/// Staged rows read back, with the coverage of the part they come from.
+pub type CoveredBatch = (Arc<Coverage>, RecordBatch);
 
 /// One part of a segment (its rows or its dead letters), wherever its rows are.
 pub struct SegmentPart {
-    /// Spill files with the day of their rows (absent for dead letters), oldest first.
-    pub files: Vec<(Option<EpochDay>, PathBuf, u64)>,
+    /// Spill files, oldest generation first.
+    pub files: Vec<PartFile>,
     /// Rows in memory by day; dead letters under no day.
     pub memory: BTreeMap<Option<EpochDay>, Vec<RecordBatch>>,
-    /// Rows consolidated away while spilling.
-    pub spilled_deduplicated: usize,
+    /// What the rows in memory cover.
+    pub memory_coverage: Arc<Coverage>,
 }
 
 impl SegmentPart {
@@ -43,7 +58,6 @@ impl SegmentPart {
             .iter()
             .map(|(&day, batches)| (Some(day), batches.clone()))
             .collect();
-        part.spilled_deduplicated = data.spilled_deduplicated();
         Ok(part)
     }
 
@@ -57,22 +71,45 @@ impl SegmentPart {
     fn files_of(data: &SegmentData, rows: bool) -> CoreResult<Self> {
         let mut files = Vec::new();
         if let Some(staging) = &data.staging {
-            let staging = crate::stage::lock(staging)?;
-            for file in data.spilled.iter().flat_map(|g| &g.files) {
-                if file.day.is_some() == rows {
-                    files.push((file.day, staging.path_of(file), file.rows));
+            let staging = lock(staging)?;
+            for generation in &data.spilled {
+                let coverage = Arc::new(generation.coverage());
+                for file in &generation.files {
+                    if file.day.is_some() == rows {
+                        files.push(PartFile {
+                            day: file.day,
+                            path: staging.path_of(file),
+                            rows: file.rows,
+                            coverage: coverage.clone(),
+                        });
+                    }
                 }
             }
         }
         Ok(Self {
             files,
             memory: BTreeMap::new(),
-            spilled_deduplicated: 0,
+            memory_coverage: Arc::new(data.coverage.clone()),
         })
     }
 
+    /// The coverages of every part (to plan the commit's windows).
+    pub fn coverages(&self) -> Vec<&Coverage> {
+        let mut parts: Vec<&Coverage> = Vec::new();
+        for file in &self.files {
+            if !parts
+                .iter()
+                .any(|p| std::ptr::eq(*p, file.coverage.as_ref()))
+            {
+                parts.push(file.coverage.as_ref());
+            }
+        }
+        parts.push(self.memory_coverage.as_ref());
+        parts
+    }
+
     pub fn total_rows(&self) -> usize {
-        let on_disk: u64 = self.files.iter().map(|f| f.2).sum();
+        let on_disk: u64 = self.files.iter().map(|f| f.rows).sum();
         let in_memory: usize = self
             .memory
             .values()
@@ -87,28 +124,29 @@ impl SegmentPart {
     }
 
     /// Every row, grouped by day (spilled rows of a day before its rows in memory).
-    pub fn read_by_day(&self) -> CoreResult<Vec<Vec<RecordBatch>>> {
-        let mut by_day: BTreeMap<Option<EpochDay>, Vec<RecordBatch>> = BTreeMap::new();
-        for (day, path, _) in &self.files {
-            let batches = by_day.entry(*day).or_default();
-            for batch in read_batches(path)? {
-                batches.push(batch?);
+    pub fn read_by_day(&self) -> CoreResult<Vec<Vec<CoveredBatch>>> {
+        let mut by_day: BTreeMap<Option<EpochDay>, Vec<CoveredBatch>> = BTreeMap::new();
+        for file in &self.files {
+            let batches = by_day.entry(file.day).or_default();
+            for batch in read_batches(&file.path)? {
+                batches.push((file.coverage.clone(), batch?));
             }
         }
         for (day, batches) in &self.memory {
-            by_day
-                .entry(*day)
-                .or_default()
-                .extend(batches.iter().cloned());
+            by_day.entry(*day).or_default().extend(
+                batches
+                    .iter()
+                    .map(|b| (self.memory_coverage.clone(), b.clone())),
+            );
         }
         Ok(by_day.into_values().filter(|b| !b.is_empty()).collect())
     }
 
-    /// A plan that streams the rows the table does not hold yet (per `recorded`) without the
-    /// internal position columns; `written` counts them as they pass.
+    /// A plan that streams the rows the windows keep, without the internal position columns;
+    /// `written` counts them as they pass.
     pub fn streaming_plan(
         &self,
-        recorded: HashMap<PartitionKey, i64>,
+        windows: Arc<CommitWindows>,
         written: Arc<AtomicUsize>,
     ) -> CoreResult<LogicalPlan> {
         let staged_schema = self.staged_schema()?;
@@ -118,9 +156,18 @@ impl SegmentPart {
         ));
         let source = SpilledRows {
             schema: schema.clone(),
-            files: self.files.iter().map(|f| f.1.clone()).collect(),
-            memory: self.memory.values().flatten().cloned().collect(),
-            recorded: Arc::new(recorded),
+            files: self
+                .files
+                .iter()
+                .map(|f| (f.path.clone(), f.coverage.clone()))
+                .collect(),
+            memory: self
+                .memory
+                .values()
+                .flatten()
+                .map(|b| (self.memory_coverage.clone(), b.clone()))
+                .collect(),
+            windows,
             written,
         };
         let table = StreamingTable::try_new(schema, vec![Arc::new(source)])?;
@@ -134,13 +181,13 @@ impl SegmentPart {
         if let Some(batch) = self.memory.values().flatten().next() {
             return Ok(batch.schema());
         }
-        let (_, path, _) = self
+        let file = self
             .files
             .first()
             .ok_or_else(|| CoreError::Internal("streaming an empty segment".into()))?;
-        let file = std::fs::File::open(path)
-            .map_err(|e| CoreError::Staging(format!("cannot open {}: {e}", path.display())))?;
-        let reader = deltalake::arrow::ipc::reader::FileReader::try_new(file, None)?;
+        let opened = std::fs::File::open(&file.path)
+            .map_err(|e| CoreError::Staging(format!("cannot open {}: {e}", file.path.display())))?;
+        let reader = deltalake::arrow::ipc::reader::FileReader::try_new(opened, None)?;
         Ok(reader.schema())
     }
 }
@@ -149,9 +196,9 @@ impl SegmentPart {
 #[derive(Debug)]
 struct SpilledRows {
     schema: SchemaRef,
-    files: Vec<PathBuf>,
-    memory: Vec<RecordBatch>,
-    recorded: Arc<HashMap<PartitionKey, i64>>,
+    files: Vec<(PathBuf, Arc<Coverage>)>,
+    memory: Vec<CoveredBatch>,
+    windows: Arc<CommitWindows>,
     written: Arc<AtomicUsize>,
 }
 
@@ -162,22 +209,21 @@ impl PartitionStream for SpilledRows {
 
     fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
         self.written.store(0, Ordering::Relaxed);
-        let recorded = self.recorded.clone();
+        let windows = self.windows.clone();
         let written = self.written.clone();
-        let from_files = self.files.clone().into_iter().flat_map(|path| {
-            let batches: Box<dyn Iterator<Item = CoreResult<RecordBatch>> + Send> =
+        let from_files = self.files.clone().into_iter().flat_map(|(path, coverage)| {
+            let batches: Box<dyn Iterator<Item = CoreResult<CoveredBatch>> + Send> =
                 match read_batches(&path) {
-                    Ok(reader) => Box::new(reader),
+                    Ok(reader) => Box::new(reader.map(move |b| b.map(|b| (coverage.clone(), b)))),
                     Err(e) => Box::new(std::iter::once(Err(e))),
                 };
             batches
         });
         let all = from_files.chain(self.memory.clone().into_iter().map(Ok));
         let fresh = all.filter_map(move |batch| {
-            let recorded_for = |key: &PartitionKey| recorded.get(key).copied();
-            let kept = batch.and_then(|b| uncommitted_rows(&[b], &recorded_for));
+            let kept = batch.and_then(|(coverage, b)| windows.select(&coverage, &b));
             match kept {
-                Ok(mut batches) => batches.pop().map(|b| {
+                Ok(kept) => kept.map(|b| {
                     written.fetch_add(b.num_rows(), Ordering::Relaxed);
                     Ok(b)
                 }),

@@ -2,7 +2,7 @@
 //! and the messages rejected on the way.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use deltalake::arrow::array::{RecordBatch, UInt32Array};
 use deltalake::arrow::compute::take_record_batch;
@@ -14,9 +14,12 @@ use napi_derive::napi;
 use crate::day::EpochDay;
 use crate::dead_letters::dead_letter_batch;
 use crate::decode::{DecodeSpec, Messages};
-use crate::error::{CoreError, CoreResult};
+use crate::error::{lock, CoreError, CoreResult};
+use crate::positions::{
+    batch_last_offsets, Ownership, PartitionKey, PartitionPosition, PartitionStartPosition,
+};
 use crate::segment::{SegmentData, StagedSegment};
-use crate::spill::{Generation, GenerationRange, PartitionKey, Staging};
+use crate::spill::{Generation, Staging};
 
 /// One consumed batch of Kafka messages, packed by `ts/kafka/packer.ts` into a few buffers so
 /// that it crosses into native code in one call.
@@ -73,24 +76,6 @@ pub struct RejectedMessage {
     pub detail: String,
 }
 
-/// The last Kafka offset consumed for one topic-partition (staged or rejected).
-#[napi(object)]
-#[derive(Clone)]
-pub struct PartitionPosition {
-    pub topic_index: u32,
-    pub partition: i32,
-    pub last_offset: f64,
-}
-
-/// Where a stage starts reading a topic-partition.
-#[napi(object)]
-pub struct PartitionStartPosition {
-    pub topic_index: u32,
-    pub partition: i32,
-    /// The first offset to read; absent when Kafka decides (`start_from` with nothing recorded).
-    pub next_offset: Option<f64>,
-}
-
 /// What recovery found in the staging directory.
 #[napi(object)]
 pub struct StagingRecovery {
@@ -112,23 +97,15 @@ pub struct StagingRecovery {
 pub struct StageState {
     pub segment: SegmentData,
     pub staging: Option<Arc<Mutex<Staging>>>,
-    /// The last offset consumed per topic-partition (across flushes), so a generation can
-    /// record where it continues from.
-    consumed: HashMap<PartitionKey, i64>,
-    /// Ranges of the rows in memory since the last spill or take.
-    pending: HashMap<PartitionKey, GenerationRange>,
+    /// The partitions this stage owns and how far each was read (across flushes), so every
+    /// staged part records where it continues from. Rows of other partitions are not staged.
+    ownership: Ownership,
 }
 
 #[napi]
 pub struct Stage {
     pub(crate) spec: Arc<DecodeSpec>,
     pub(crate) state: Arc<Mutex<StageState>>,
-}
-
-pub fn lock<T>(mutex: &Mutex<T>) -> CoreResult<MutexGuard<'_, T>> {
-    mutex.lock().map_err(|_| {
-        CoreError::Internal("a previous native call panicked while holding the stage".into())
-    })
 }
 
 impl Stage {
@@ -138,8 +115,7 @@ impl Stage {
             state: Arc::new(Mutex::new(StageState {
                 segment: SegmentData::default(),
                 staging: staging.map(|s| Arc::new(Mutex::new(s))),
-                consumed: HashMap::new(),
-                pending: HashMap::new(),
+                ownership: Ownership::default(),
             })),
         }
     }
@@ -167,9 +143,9 @@ impl Stage {
     #[napi]
     pub fn take(&self) -> napi::Result<StagedSegment> {
         let mut state = lock(&self.state)?;
+        // Rows in memory leave with the segment, with their coverage: the next part continues
+        // after them (the ownership keeps how far each partition was read).
         let mut data = std::mem::take(&mut state.segment);
-        // Rows in memory leave with the segment: the next generation continues after them.
-        state.pending.clear();
         data.staging = state.staging.clone();
         Ok(StagedSegment::new(data))
     }
@@ -185,11 +161,11 @@ impl Stage {
             let Some(staging) = state.staging.clone() else {
                 return Ok(false);
             };
-            if state.pending.is_empty() {
+            if state.segment.coverage.is_empty() {
                 return Ok(false);
             }
             let mut staging = lock(&staging)?;
-            spill(&mut state.segment, &mut state.pending, &mut staging)?;
+            spill(&mut state.segment, &mut staging)?;
             Ok(true)
         })
         .await
@@ -227,35 +203,49 @@ impl Stage {
         Ok(result)
     }
 
-    /// Records where consumption of newly assigned partitions starts, so that spilled
-    /// generations can prove they continue the table.
+    /// Takes ownership of newly assigned partitions and records where their consumption
+    /// starts, so that every staged part can prove it continues the table. Messages of
+    /// partitions not assigned are never staged.
     #[napi]
     pub fn assigned(&self, starts: Vec<PartitionStartPosition>) -> napi::Result<()> {
         let mut state = lock(&self.state)?;
         for start in starts {
             let key = (start.topic_index as u16, start.partition);
-            match start.next_offset {
-                Some(next) if next >= 0.0 => state.consumed.insert(key, next as i64 - 1),
-                _ => state.consumed.remove(&key),
+            let after = match (start.continues_after, start.next_offset) {
+                (Some(after), _) if after >= -1.0 => Some(after as i64),
+                (_, Some(next)) if next >= 0.0 => Some(next as i64 - 1),
+                _ => None,
             };
-            state.pending.remove(&key);
+            let replaces = start.replaces.filter(|r| *r >= -1.0).map(|r| r as i64);
+            state.ownership.assign(key, after, replaces);
         }
         Ok(())
     }
 
-    /// Drops staged rows and positions of partitions this consumer no longer owns.
+    /// Gives up partitions this consumer no longer owns: their rows in memory are dropped and
+    /// they are withdrawn from every spilled generation, so nothing of them is committed by
+    /// this stage any more; messages of them still arriving are not staged.
     #[napi]
-    pub fn forget_partitions(&self, lost: Vec<PartitionPosition>) -> napi::Result<()> {
-        let lost: Vec<(u16, i32)> = lost
+    pub async fn forget_partitions(&self, lost: Vec<PartitionPosition>) -> napi::Result<()> {
+        let lost: Vec<PartitionKey> = lost
             .iter()
             .map(|p| (p.topic_index as u16, p.partition))
             .collect();
-        let mut state = lock(&self.state)?;
-        state.segment.forget_partitions(&lost)?;
-        for key in &lost {
-            state.pending.remove(key);
-            state.consumed.remove(key);
-        }
+        let state = self.state.clone();
+        tokio::task::spawn_blocking(move || -> CoreResult<()> {
+            let mut guard = lock(&state)?;
+            let state = &mut *guard;
+            for key in &lost {
+                state.ownership.forget(key);
+            }
+            state.segment.forget_partitions(&lost)?;
+            if let Some(staging) = state.staging.clone() {
+                lock(&staging)?.withdraw(&mut state.segment.spilled, &lost)?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(CoreError::from)??;
         Ok(())
     }
 
@@ -322,7 +312,7 @@ fn append_blocking(
     } else {
         Some(dead_letter_batch(spec, &messages, &decoded.rejected)?)
     };
-    let rejected = decoded
+    let mut rejected: Vec<RejectedMessage> = decoded
         .rejected
         .iter()
         .map(|r| RejectedMessage {
@@ -333,28 +323,33 @@ fn append_blocking(
             detail: r.detail.clone(),
         })
         .collect();
-    let staged = decoded.days.len() as u32;
 
-    let batch_last = last_offsets(&messages);
+    let batch_last = batch_last_offsets(&messages);
     let mut guard = lock(state)?;
     let state = &mut *guard;
+    // A message of a partition given up (a revoke, with its messages still in flight) is not
+    // this stage's to commit: its new owner reads it from the table's position.
+    let mut unowned: Vec<PartitionKey> = Vec::new();
     for &(key, offset) in &batch_last {
-        let last = state.segment.positions.entry(key).or_insert(offset);
-        *last = (*last).max(offset);
-        let previous = state.consumed.get(&key).copied();
-        let range = state.pending.entry(key).or_insert(GenerationRange {
-            topic: key.0,
-            partition: key.1,
-            previous,
-            last: offset,
-        });
-        range.last = range.last.max(offset);
-        state
-            .consumed
-            .insert(key, previous.map_or(offset, |p| p.max(offset)));
+        match state.ownership.advance(key, offset) {
+            Some(read) => state.segment.coverage.extend(key, read, offset),
+            None => unowned.push(key),
+        }
     }
     let segment = &mut state.segment;
+    let (by_day, dead) = if unowned.is_empty() {
+        (by_day, dead)
+    } else {
+        tracing::debug!(
+            partitions = unowned.len(),
+            "messages of partitions not owned dropped"
+        );
+        rejected.retain(|r| !unowned.contains(&(r.topic_index as u16, r.partition)));
+        drop_partitions(by_day, dead, &unowned)?
+    };
+    let mut staged = 0u32;
     for (day, rows) in by_day {
+        staged += rows.num_rows() as u32;
         segment.rows += rows.num_rows();
         segment.bytes += rows.get_array_memory_size();
         segment.by_day.entry(day).or_default().push(rows);
@@ -370,7 +365,7 @@ fn append_blocking(
             .map(RecordBatch::get_array_memory_size)
             .sum();
         if segment.bytes + dead_bytes > staging.max_memory_bytes {
-            spill(segment, &mut state.pending, &mut staging)?;
+            spill(segment, &mut staging)?;
             spilled = true;
         }
         spilled_bytes = staging.disk_bytes();
@@ -386,48 +381,41 @@ fn append_blocking(
     })
 }
 
-/// The last offset per topic-partition of a batch. A batch holds a few partitions, each in long
-/// runs, so this is a comparison per message and a short scan per run.
-fn last_offsets(messages: &Messages<'_>) -> Vec<(PartitionKey, i64)> {
-    let mut out: Vec<(PartitionKey, i64)> = Vec::new();
-    let mut current: Option<usize> = None;
-    for i in 0..messages.len() {
-        let key = (messages.topic_indexes[i], messages.partitions[i]);
-        let offset = messages.offset(i);
-        let slot = match current {
-            Some(c) if out[c].0 == key => c,
-            _ => match out.iter().position(|(k, _)| *k == key) {
-                Some(found) => found,
-                None => {
-                    out.push((key, offset));
-                    out.len() - 1
-                }
-            },
-        };
-        out[slot].1 = out[slot].1.max(offset);
-        current = Some(slot);
+/// A decoded batch: rows by day and the dead letters.
+type DecodedParts = (Vec<(EpochDay, RecordBatch)>, Option<RecordBatch>);
+
+/// Rows and dead letters without those of the given partitions.
+fn drop_partitions(
+    by_day: Vec<(EpochDay, RecordBatch)>,
+    dead: Option<RecordBatch>,
+    lost: &[PartitionKey],
+) -> CoreResult<DecodedParts> {
+    let mut kept = Vec::with_capacity(by_day.len());
+    for (day, rows) in by_day {
+        if let Some(rows) = crate::segment::without_partitions(&rows, lost)? {
+            kept.push((day, rows));
+        }
     }
-    out
+    let dead = match dead {
+        Some(d) => crate::segment::without_partitions(&d, lost)?,
+        None => None,
+    };
+    Ok((kept, dead))
 }
 
 /// Moves the rows in memory (and dead letters) into a new durable generation.
-fn spill(
-    segment: &mut SegmentData,
-    pending: &mut HashMap<PartitionKey, GenerationRange>,
-    staging: &mut Staging,
-) -> CoreResult<()> {
+fn spill(segment: &mut SegmentData, staging: &mut Staging) -> CoreResult<()> {
     let started = std::time::Instant::now();
     let by_day: Vec<(EpochDay, Vec<RecordBatch>)> =
         std::mem::take(&mut segment.by_day).into_iter().collect();
     let dead_letters = std::mem::take(&mut segment.dead_letters);
-    let mut ranges: Vec<GenerationRange> = pending.drain().map(|(_, r)| r).collect();
-    ranges.sort_by_key(|r| (r.topic, r.partition));
+    let ranges = segment.coverage.ranges();
+    segment.coverage.clear();
     let rows = segment.rows;
     let generation = staging.spill(by_day, dead_letters, ranges)?;
     tracing::debug!(
         generation = generation.id,
         rows,
-        kept = generation.rows(),
         bytes = generation.bytes(),
         ms = started.elapsed().as_millis() as u64,
         "staged rows spilled to disk"
@@ -462,14 +450,6 @@ fn recover_blocking(
         .collect();
     let found = lock(&staging)?.recover(&recorded)?;
     let segment = &mut state.segment;
-    for generation in &found.generations {
-        for range in &generation.ranges {
-            let key = (range.topic, range.partition);
-            let last = segment.positions.entry(key).or_insert(range.last);
-            *last = (*last).max(range.last);
-            state.consumed.insert(key, *last);
-        }
-    }
     segment.spilled.extend(found.generations.iter().cloned());
     let recovery = StagingRecovery {
         generations: found.generations.len() as u32,

@@ -4,26 +4,25 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use deltalake::kernel::engine::arrow_conversion::TryFromArrow;
 use deltalake::kernel::transaction::{TransactionError, PROTOCOL};
-use deltalake::kernel::{DataType as DeltaDataType, StructField, StructType};
+use deltalake::kernel::DataType as DeltaDataType;
 use deltalake::{ensure_table_uri, DeltaTable, DeltaTableBuilder, DeltaTableError};
 use napi::bindgen_prelude::PromiseRaw;
 use napi::Env;
 use napi_derive::napi;
 
+use crate::create::create;
 use crate::day;
 use crate::dead_letters::dead_letter_schema;
+use crate::dead_letters::{unhandled_dead_letters, DeadLetterRecord};
 use crate::decode::{DaySource, DecodeOptions, DecodeSpec, KafkaMetadataColumns};
-use crate::dedup::{DedupOptions, DedupSpec};
-use crate::error::{CoreError, CoreResult};
+use crate::error::{lock, CoreError, CoreResult};
+use crate::positions::check_positions_kept;
+use crate::positions::{record_starts, PartitionAppId, TxnVersion};
 use crate::segment::StagedSegment;
 use crate::spill::Staging;
-use crate::stage::{lock, Stage};
-use crate::write::{commit_segment, CommitOptions, CommitResult, PartitionAppId};
-
-/// Table property that expires txn entries; set, it would make us forget our Kafka positions.
-const TXN_RETENTION_PROPERTY: &str = "delta.setTransactionRetentionDuration";
+use crate::stage::Stage;
+use crate::write::{commit_segment, CommitOptions, CommitResult};
 
 /// How records are written.
 #[napi(string_enum)]
@@ -83,8 +82,6 @@ pub struct StagingOptions {
     /// Who writes it (consumer group and table): staging written by another pipeline is
     /// never used.
     pub identity: String,
-    /// Consolidation applied to each day while spilling (the flush's own settings).
-    pub dedup: Option<DedupOptions>,
 }
 
 /// A column of a table.
@@ -106,14 +103,6 @@ pub struct TableInfo {
     pub min_writer_version: i32,
     pub writer_features: Vec<String>,
     pub properties: HashMap<String, String>,
-}
-
-/// The version recorded in the table's log for an application id (a Kafka position).
-#[napi(object)]
-pub struct TxnVersion {
-    pub app_id: String,
-    /// The last offset committed for the app id, or absent when none was ever written.
-    pub version: Option<f64>,
 }
 
 /// Rows and files of one partition, from the statistics in the table's log.
@@ -163,7 +152,7 @@ async fn load(uri: &str, storage_options: HashMap<String, String>) -> CoreResult
     Ok(table)
 }
 
-fn table_info(uri: &str, table: &DeltaTable) -> CoreResult<TableInfo> {
+pub fn table_info(uri: &str, table: &DeltaTable) -> CoreResult<TableInfo> {
     let state = table.snapshot()?;
     let metadata = state.metadata();
     let protocol = state.protocol();
@@ -261,14 +250,7 @@ impl DeltaTarget {
             };
             return Err(CoreError::UnsupportedTable(reason).into());
         }
-        let properties = state.metadata().configuration();
-        if let Some(retention) = properties.get(TXN_RETENTION_PROPERTY) {
-            return Err(CoreError::UnsupportedTable(format!(
-                "the table sets {TXN_RETENTION_PROPERTY}={retention}: Delta would expire the Kafka \
-                 positions recorded in its log and exactly-once delivery could not hold; unset it"
-            ))
-            .into());
-        }
+        check_positions_kept(&table)?;
         if mode == WriteMode::Merge && PROTOCOL.check_append_only(state.snapshot()).is_err() {
             return Err(CoreError::UnsupportedTable(format!(
                 "the table at {} is append-only (delta.appendOnly=true); MERGE would update rows",
@@ -341,7 +323,7 @@ impl DeltaTarget {
     pub async fn txn_versions(&self, app_ids: Vec<String>) -> napi::Result<Vec<TxnVersion>> {
         let mut table = self.current()?;
         table.update_state().await.map_err(CoreError::from)?;
-        let versions = crate::write::read_txn_versions(&table, &app_ids).await?;
+        let versions = crate::positions::read_txn_versions(&table, &app_ids).await?;
         *lock(&self.table)? = table;
         Ok(app_ids
             .into_iter()
@@ -387,7 +369,6 @@ impl DeltaTarget {
                 o.identity,
                 spec.options.topics.clone(),
                 o.max_memory_bytes.max(0.0) as usize,
-                o.dedup.map(DedupSpec::from),
             )?),
             None => None,
         };
@@ -399,6 +380,9 @@ impl DeltaTarget {
     /// (by its recorded offsets) are dropped, so a replay never duplicates; the rest are
     /// consolidated per day and appended or merged; conflicts are retried against the new
     /// version.
+    ///
+    /// `positionsFrom`: for dead letters, the rows' table, whose recorded positions decide
+    /// which dead letters are new (it is the record of what was handled).
     #[napi(ts_return_type = "Promise<CommitResult>")]
     pub fn commit<'env>(
         &self,
@@ -406,99 +390,44 @@ impl DeltaTarget {
         segment: &StagedSegment,
         app_ids: Vec<PartitionAppId>,
         options: CommitOptions,
+        positions_from: Option<&DeltaTarget>,
     ) -> napi::Result<PromiseRaw<'env, CommitResult>> {
         let table = self.table.clone();
         let data = segment.data.clone();
+        let positions = positions_from.map(|t| t.table.clone());
         env.spawn_future(async move {
-            let result = commit_segment(table, data, app_ids, options).await?;
+            let result = commit_segment(table, data, app_ids, options, positions).await?;
             Ok(result)
         })
     }
-}
 
-/// A column for `createTable`.
-// Items only JavaScript calls look unused to the Rust test build.
-#[cfg_attr(test, allow(dead_code))]
-#[napi(object)]
-pub struct ColumnSpec {
-    pub name: String,
-    /// A Delta primitive type: string, long, integer, short, byte, float, double, boolean,
-    /// binary, date, timestamp, timestamp_ntz, or decimal(p,s).
-    pub data_type: String,
-    pub nullable: Option<bool>,
-}
-
-async fn create(
-    uri: &str,
-    schema: &deltalake::arrow::datatypes::Schema,
-    partition_columns: &[String],
-    storage_options: HashMap<String, String>,
-) -> CoreResult<DeltaTable> {
-    let struct_type = StructType::try_from_arrow(schema)?;
-    create_with_fields(
-        uri,
-        struct_type.fields().cloned().collect(),
-        partition_columns,
-        storage_options,
-    )
-    .await
-}
-
-async fn create_with_fields(
-    uri: &str,
-    fields: Vec<StructField>,
-    partition_columns: &[String],
-    storage_options: HashMap<String, String>,
-) -> CoreResult<DeltaTable> {
-    if !uri.contains("://") {
-        std::fs::create_dir_all(uri)?;
-    }
-    let url = ensure_table_uri(uri)?;
-    let table = DeltaTableBuilder::from_url(url)?
-        .with_storage_options(storage_options)
-        .build()?;
-    Ok(table
-        .create()
-        .with_columns(fields)
-        .with_partition_columns(partition_columns.iter().cloned())
-        .await?)
-}
-
-/// Creates an empty Delta table (for tooling, samples and tests; the pipeline itself writes
-/// only into tables that exist).
-#[cfg_attr(test, allow(dead_code))]
-#[napi]
-pub async fn create_table(
-    uri: String,
-    columns: Vec<ColumnSpec>,
-    partition_columns: Vec<String>,
-    storage_options: Option<HashMap<String, String>>,
-) -> napi::Result<TableInfo> {
-    let fields = columns
-        .iter()
-        .map(|c| {
-            let data_type: DeltaDataType = serde_json::from_value(serde_json::Value::String(
-                c.data_type.clone(),
-            ))
-            .map_err(|_| {
-                CoreError::InvalidArgument(format!(
-                    "column {:?}: unknown Delta type {:?}",
-                    c.name, c.data_type
-                ))
-            })?;
-            Ok(StructField::new(
-                c.name.clone(),
-                data_type,
-                c.nullable.unwrap_or(true),
-            ))
+    /// The segment's dead letters this table has not handled yet (above its recorded
+    /// positions), for a sink outside Delta; a replay after a crash returns them again.
+    #[napi(ts_return_type = "Promise<Array<DeadLetterRecord>>")]
+    pub fn pending_dead_letters<'env>(
+        &self,
+        env: &'env Env,
+        segment: &StagedSegment,
+        app_ids: Vec<PartitionAppId>,
+    ) -> napi::Result<PromiseRaw<'env, Vec<DeadLetterRecord>>> {
+        let table = self.table.clone();
+        let data = segment.data.clone();
+        env.spawn_future(async move {
+            let records = unhandled_dead_letters(table, data, app_ids).await?;
+            Ok(records)
         })
-        .collect::<CoreResult<Vec<_>>>()?;
-    let table = create_with_fields(
-        &uri,
-        fields,
-        &partition_columns,
-        storage_options.unwrap_or_default(),
-    )
-    .await?;
-    Ok(table_info(&uri, &table)?)
+    }
+
+    /// Records where partitions start (`version`: the offset before the first to read) for
+    /// app ids the table has no version for yet, in one commit of txn actions only; ids with a
+    /// version are left as they are. Returns the ids recorded.
+    #[napi]
+    pub async fn record_starts(
+        &self,
+        starts: Vec<TxnVersion>,
+        max_attempts: u32,
+    ) -> napi::Result<Vec<String>> {
+        let recorded = record_starts(self.table.clone(), starts, max_attempts).await?;
+        Ok(recorded)
+    }
 }

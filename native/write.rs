@@ -5,32 +5,26 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use deltalake::arrow::array::{BooleanArray, Int32Array, Int64Array, RecordBatch, UInt16Array};
-use deltalake::arrow::compute::{concat_batches, filter_record_batch};
-use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake::arrow::array::RecordBatch;
+use deltalake::arrow::compute::concat_batches;
+use deltalake::kernel::transaction::CommitProperties;
 use deltalake::kernel::Transaction;
-use deltalake::protocol::{DeltaOperation, SaveMode};
+use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableError};
 use napi_derive::napi;
 
-use crate::decode::{OFFSET_COLUMN, PARTITION_COLUMN, TOPIC_COLUMN};
+use crate::dead_letters::{fresh_dead_letters, present_dead_letters};
 use crate::dedup::{dedup, DedupOptions, DedupSpec, DedupStrategy};
-use crate::error::{CoreError, CoreResult};
+use crate::error::{lock, CoreError, CoreResult};
 use crate::merge::{merge_rows, MergeSpec, MergeStats};
-use crate::segment::{column, SegmentData};
-use crate::spill::PartitionKey;
-use crate::spill_read::SegmentPart;
-use crate::stage::lock;
-
-/// The txn application id that records one topic-partition's position.
-#[napi(object)]
-pub struct PartitionAppId {
-    pub topic_index: u32,
-    pub partition: i32,
-    pub app_id: String,
-}
+use crate::positions::{
+    check_positions_kept, commit_positions_only, is_conflict, read_txn_versions, CommitWindows,
+    PartitionAppId, PartitionKey,
+};
+use crate::segment::SegmentData;
+use crate::spill_read::{CoveredBatch, SegmentPart};
 
 /// What a commit did.
 #[napi(object)]
@@ -86,52 +80,78 @@ pub enum CommitPart {
     DeadLetters,
 }
 
-/// Reads the recorded version of each application id.
-pub async fn read_txn_versions(
-    table: &DeltaTable,
-    app_ids: &[String],
-) -> CoreResult<HashMap<String, i64>> {
-    let state = table.snapshot()?;
-    let log_store = table.log_store();
-    let mut versions = HashMap::with_capacity(app_ids.len());
-    for app_id in app_ids {
-        if let Some(version) = state
-            .transaction_version(log_store.as_ref(), app_id)
-            .await?
-        {
-            versions.insert(app_id.clone(), version);
-        }
-    }
-    Ok(versions)
+/// Everything a commit needs that does not change between attempts.
+struct Prepared {
+    part: CommitPart,
+    source: Arc<SegmentPart>,
+    ids: HashMap<PartitionKey, String>,
+    id_list: Vec<String>,
+    dedup_spec: Option<DedupSpec>,
+    merge_spec: Option<MergeSpec>,
+    /// Plain appends of spilled rows stream from disk; everything else is read into memory once.
+    streaming: bool,
+    days: Vec<Vec<CoveredBatch>>,
 }
 
-fn is_conflict(err: &DeltaTableError) -> bool {
-    matches!(
-        err,
-        DeltaTableError::Transaction { .. } | DeltaTableError::VersionAlreadyExists(_)
-    )
+/// The tables one commit attempt reads positions from and writes into.
+struct Tables {
+    /// The table written into.
+    target: Arc<Mutex<DeltaTable>>,
+    /// The table whose recorded positions decide what is new: the target itself, or for dead
+    /// letters the rows' table (the source of truth of what was handled).
+    positions: Option<Arc<Mutex<DeltaTable>>>,
 }
 
 /// Commits one part of a segment, retrying conflicts against the table's newest version.
+/// `positions_from`: for dead letters, the rows' table.
 pub async fn commit_segment(
     table: Arc<Mutex<DeltaTable>>,
     segment: Arc<Mutex<Option<SegmentData>>>,
     app_ids: Vec<PartitionAppId>,
     options: CommitOptions,
+    positions_from: Option<Arc<Mutex<DeltaTable>>>,
 ) -> CoreResult<CommitResult> {
     let max_attempts = options.max_attempts.max(1);
-    let part = options.part;
-    let (source, positions) = {
-        let guard = lock(&segment)?;
+    let prepared = prepare(&segment, app_ids, options).await?;
+    let tables = Tables {
+        target: table,
+        positions: positions_from,
+    };
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match attempt_commit(&tables, &prepared, attempt).await? {
+            Ok(result) => return Ok(result),
+            Err(err) if is_conflict(&err) && attempt < max_attempts => {
+                tokio::time::sleep(backoff(attempt)).await;
+            }
+            Err(err) if is_conflict(&err) => {
+                return Err(CoreError::CommitConflict {
+                    attempts: attempt,
+                    reason: err.to_string(),
+                })
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+}
+
+async fn prepare(
+    segment: &Mutex<Option<SegmentData>>,
+    app_ids: Vec<PartitionAppId>,
+    options: CommitOptions,
+) -> CoreResult<Prepared> {
+    let source = {
+        let guard = lock(segment)?;
         let data = guard
             .as_ref()
             .ok_or_else(|| CoreError::InvalidArgument("the segment was released".into()))?;
-        let source = match options.part {
+        match options.part {
             CommitPart::Rows => SegmentPart::rows(data)?,
             CommitPart::DeadLetters => SegmentPart::dead_letters(data)?,
-        };
-        (Arc::new(source), data.positions.clone())
+        }
     };
+    let source = Arc::new(source);
     let (dedup_spec, merge_spec) = match options.part {
         CommitPart::Rows => {
             let dedup_spec = options.dedup.map(DedupSpec::from);
@@ -152,100 +172,131 @@ pub async fn commit_segment(
         .into_iter()
         .map(|a| ((a.topic_index as u16, a.partition), a.app_id))
         .collect();
-    if let Some((topic, partition)) = positions.keys().find(|k| !ids.contains_key(k)) {
-        return Err(CoreError::InvalidArgument(format!(
-            "no application id given for topic #{topic} partition {partition}"
-        )));
-    }
     let id_list: Vec<String> = ids.values().cloned().collect();
-    let total_rows = source.total_rows();
     let consolidates =
         merge_spec.is_some() || dedup_spec.as_ref().is_some_and(|d| !d.keys.is_empty());
-    // Plain appends of spilled rows stream from disk; everything else is read into memory once.
-    let streaming = matches!(part, CommitPart::Rows) && source.has_files() && !consolidates;
+    let streaming = matches!(options.part, CommitPart::Rows) && source.has_files() && !consolidates;
     let days = if streaming {
         Vec::new()
     } else {
         let source = source.clone();
         tokio::task::spawn_blocking(move || source.read_by_day()).await??
     };
+    Ok(Prepared {
+        part: options.part,
+        source,
+        ids,
+        id_list,
+        dedup_spec,
+        merge_spec,
+        streaming,
+        days,
+    })
+}
 
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let mut current = lock(&table)?.clone();
-        current.update_state().await?;
-        let recorded = read_txn_versions(&current, &id_list).await?;
-        let recorded_for =
-            |key: &PartitionKey| ids.get(key).and_then(|id| recorded.get(id)).copied();
-
-        let txns: Vec<Transaction> = positions
-            .iter()
-            .filter(|(key, &last)| recorded_for(key).is_none_or(|done| last > done))
-            .map(|(key, &last)| Transaction::new(&ids[key], last))
-            .collect();
-        if txns.is_empty() {
-            *lock(&table)? = current;
-            return Ok(CommitResult {
-                version: None,
-                rows_written: 0,
-                rows_skipped: total_rows as u32,
-                attempts: attempt,
-                rows_deduplicated: 0,
-                merge: None,
-            });
+/// One attempt against the newest version: the windows from the recorded positions, then the
+/// write with the txn actions. The outer error is final; the inner one may be a conflict.
+async fn attempt_commit(
+    tables: &Tables,
+    prepared: &Prepared,
+    attempt: u32,
+) -> CoreResult<Result<CommitResult, DeltaTableError>> {
+    let mut current = lock(&tables.target)?.clone();
+    current.update_state().await?;
+    // The table's properties can change under a running pipeline: checked on every attempt.
+    check_positions_kept(&current)?;
+    let own = read_txn_versions(&current, &prepared.id_list).await?;
+    let handled = match &tables.positions {
+        Some(rows_table) => {
+            let mut rows_table = lock(rows_table)?.clone();
+            rows_table.update_state().await?;
+            read_txn_versions(&rows_table, &prepared.id_list).await?
         }
-        let properties = CommitProperties::default().with_application_transactions(txns);
-        let started = std::time::Instant::now();
-        let written = if streaming {
-            let recorded: HashMap<PartitionKey, i64> = positions
+        None => own.clone(),
+    };
+    let ids = &prepared.ids;
+    let version_of = |versions: &HashMap<String, i64>, key: &PartitionKey| {
+        ids.get(key).and_then(|id| versions.get(id)).copied()
+    };
+    let windows = CommitWindows::plan(&prepared.source.coverages(), &|k| version_of(&handled, k))?;
+    let txns = windows.transactions(&|k| version_of(&own, k), &|k| ids.get(k).cloned())?;
+    let total_rows = prepared.source.total_rows();
+    let skipped = |attempts: u32| CommitResult {
+        version: None,
+        rows_written: 0,
+        rows_skipped: total_rows as u32,
+        attempts,
+        rows_deduplicated: 0,
+        merge: None,
+    };
+    let written = match prepared.part {
+        CommitPart::Rows if txns.is_empty() => {
+            // Nothing above the recorded positions: every row is already in the table.
+            *lock(&tables.target)? = current;
+            return Ok(Ok(skipped(attempt)));
+        }
+        CommitPart::Rows => write_part(&current, prepared, Arc::new(windows), txns).await?,
+        CommitPart::DeadLetters => {
+            // Dead letters the rows' table has not handled; those a crashed earlier flush may
+            // already have written here (up to this table's own positions) are looked up.
+            let own_versions: HashMap<PartitionKey, i64> = ids
                 .keys()
-                .filter_map(|k| recorded_for(k).map(|v| (*k, v)))
+                .filter_map(|k| version_of(&own, k).map(|v| (*k, v)))
                 .collect();
-            stream_rows(&current, &source, recorded, properties).await?
+            let present = present_dead_letters(&current, &windows, &own_versions).await?;
+            let fresh = fresh_dead_letters(&prepared.days, &windows, &present)?;
+            if fresh.is_empty() && txns.is_empty() {
+                *lock(&tables.target)? = current;
+                return Ok(Ok(skipped(attempt)));
+            }
+            let properties = CommitProperties::default().with_application_transactions(txns);
+            append_rows(&current, fresh, properties).await
+        }
+    };
+    if matches!(prepared.part, CommitPart::Rows) {
+        let rows = if written.outcome.is_ok() {
+            written.rows
         } else {
-            write_rows(
-                &current,
-                &days,
-                &recorded_for,
-                dedup_spec.clone(),
-                merge_spec.as_ref(),
-                properties,
-            )
-            .await?
+            0
         };
-        if matches!(part, CommitPart::Rows) {
-            let rows = if written.outcome.is_ok() {
-                written.rows
-            } else {
-                0
-            };
-            crate::metrics::WRITE.record(started.elapsed(), rows);
+        crate::metrics::WRITE.record(written.elapsed, rows);
+    }
+    Ok(written.outcome.map(|(updated, merge)| {
+        let version = updated.version().map(|v| v as i64);
+        if let Ok(mut target) = tables.target.lock() {
+            *target = updated;
         }
-        match written.outcome {
-            Ok((updated, merge)) => {
-                let version = updated.version().map(|v| v as i64);
-                *lock(&table)? = updated;
-                return Ok(CommitResult {
-                    version,
-                    rows_written: written.rows as u32,
-                    rows_skipped: total_rows.saturating_sub(written.fresh_rows) as u32,
-                    attempts: attempt,
-                    rows_deduplicated: (written.deduplicated + source.spilled_deduplicated) as u32,
-                    merge,
-                });
-            }
-            Err(err) if is_conflict(&err) && attempt < max_attempts => {
-                tokio::time::sleep(backoff(attempt)).await;
-            }
-            Err(err) if is_conflict(&err) => {
-                return Err(CoreError::CommitConflict {
-                    attempts: attempt,
-                    reason: err.to_string(),
-                })
-            }
-            Err(err) => return Err(err.into()),
+        CommitResult {
+            version,
+            rows_written: written.rows as u32,
+            rows_skipped: total_rows.saturating_sub(written.fresh_rows) as u32,
+            attempts: attempt,
+            rows_deduplicated: written.deduplicated as u32,
+            merge,
         }
+    }))
+}
+
+/// Writes the rows the windows keep: streamed, or consolidated and appended or merged.
+async fn write_part(
+    current: &DeltaTable,
+    prepared: &Prepared,
+    windows: Arc<CommitWindows>,
+    txns: Vec<Transaction>,
+) -> CoreResult<Attempt> {
+    let properties = CommitProperties::default().with_application_transactions(txns);
+    if prepared.streaming {
+        stream_rows(current, &prepared.source, windows, properties).await
+    } else {
+        write_rows(
+            current,
+            &prepared.days,
+            &windows,
+            prepared.dedup_spec.clone(),
+            prepared.merge_spec.as_ref(),
+            properties,
+        )
+        .await
     }
 }
 
@@ -257,17 +308,19 @@ struct Attempt {
     /// Rows the table did not hold yet (before consolidation).
     fresh_rows: usize,
     deduplicated: usize,
+    elapsed: Duration,
 }
 
 /// Appends spilled and in-memory rows as they are read, never holding them all.
 async fn stream_rows(
     current: &DeltaTable,
     source: &SegmentPart,
-    recorded: HashMap<PartitionKey, i64>,
+    windows: Arc<CommitWindows>,
     properties: CommitProperties,
 ) -> CoreResult<Attempt> {
+    let started = Instant::now();
     let counter = Arc::new(AtomicUsize::new(0));
-    let plan = source.streaming_plan(recorded, counter.clone())?;
+    let plan = source.streaming_plan(windows, counter.clone())?;
     let outcome = current
         .clone()
         .write(Vec::new())
@@ -282,21 +335,24 @@ async fn stream_rows(
         rows,
         fresh_rows: rows,
         deduplicated: 0,
+        elapsed: started.elapsed(),
     })
 }
 
-/// Drops rows the table holds, consolidates the rest and appends or merges them.
+/// Keeps the rows the windows allow, consolidates them (never before: a row's position must
+/// not be folded into another's) and appends or merges them.
 async fn write_rows(
     current: &DeltaTable,
-    days: &[Vec<RecordBatch>],
-    recorded_for: &(dyn Fn(&PartitionKey) -> Option<i64> + Sync),
+    days: &[Vec<CoveredBatch>],
+    windows: &CommitWindows,
     dedup_spec: Option<DedupSpec>,
     merge_spec: Option<&MergeSpec>,
     properties: CommitProperties,
 ) -> CoreResult<Attempt> {
+    let started = Instant::now();
     let fresh_days = days
         .iter()
-        .map(|batches| uncommitted_rows(batches, recorded_for))
+        .map(|batches| selected(batches, windows))
         .collect::<CoreResult<Vec<_>>>()?;
     let fresh_rows: usize = fresh_days.iter().flatten().map(RecordBatch::num_rows).sum();
     let (fresh, deduplicated) = consolidate(fresh_days, dedup_spec).await?;
@@ -310,20 +366,51 @@ async fn write_rows(
             .await
             .map(|(t, stats)| (t, Some(stats)))
     } else {
-        current
-            .clone()
-            .write(fresh)
-            .with_save_mode(SaveMode::Append)
-            .with_commit_properties(properties)
-            .await
-            .map(|t| (t, None))
+        append_rows(current, fresh, properties).await.outcome
     };
     Ok(Attempt {
         outcome,
         rows,
         fresh_rows,
         deduplicated,
+        elapsed: started.elapsed(),
     })
+}
+
+/// The rows of each batch the windows keep, without the position columns.
+fn selected(batches: &[CoveredBatch], windows: &CommitWindows) -> CoreResult<Vec<RecordBatch>> {
+    let mut out = Vec::with_capacity(batches.len());
+    for (coverage, batch) in batches {
+        out.extend(windows.select(coverage, batch)?);
+    }
+    Ok(out)
+}
+
+/// Appends rows (or, with none, records only the positions).
+async fn append_rows(
+    current: &DeltaTable,
+    rows: Vec<RecordBatch>,
+    properties: CommitProperties,
+) -> Attempt {
+    let started = Instant::now();
+    let count: usize = rows.iter().map(RecordBatch::num_rows).sum();
+    let outcome = if rows.is_empty() {
+        commit_positions_only(current, properties).await
+    } else {
+        current
+            .clone()
+            .write(rows)
+            .with_save_mode(SaveMode::Append)
+            .with_commit_properties(properties)
+            .await
+    };
+    Attempt {
+        outcome: outcome.map(|t| (t, None)),
+        rows: count,
+        fresh_rows: count,
+        deduplicated: 0,
+        elapsed: started.elapsed(),
+    }
 }
 
 /// Consolidates each day's rows on the worker pool (off the async runtime's threads); returns
@@ -340,7 +427,7 @@ async fn consolidate(
             let mut out = Vec::with_capacity(days.len());
             let mut removed = 0;
             for batches in days.iter().filter(|b| !b.is_empty()) {
-                let started = std::time::Instant::now();
+                let started = Instant::now();
                 let rows = match batches.as_slice() {
                     [only] => only.clone(),
                     _ => concat_batches(&batches[0].schema(), batches)?,
@@ -358,58 +445,4 @@ async fn consolidate(
 
 fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(50u64.saturating_mul(1 << attempt.min(6)))
-}
-
-/// A commit that carries only txn actions: every message of the segment was rejected or
-/// already written, but the positions must still move past them.
-async fn commit_positions_only(
-    table: &DeltaTable,
-    properties: CommitProperties,
-) -> Result<DeltaTable, DeltaTableError> {
-    let state = table.snapshot()?;
-    let operation = DeltaOperation::Write {
-        mode: SaveMode::Append,
-        partition_by: None,
-        predicate: None,
-    };
-    CommitBuilder::from(properties)
-        .build(Some(state), table.log_store(), operation)
-        .await?;
-    let mut updated = table.clone();
-    updated.update_state().await?;
-    Ok(updated)
-}
-
-/// The rows the table does not hold yet, without the internal position columns.
-pub fn uncommitted_rows(
-    batches: &[RecordBatch],
-    recorded_for: &dyn Fn(&PartitionKey) -> Option<i64>,
-) -> CoreResult<Vec<RecordBatch>> {
-    let mut out = Vec::with_capacity(batches.len());
-    for batch in batches {
-        let topics = column::<UInt16Array>(batch, TOPIC_COLUMN)?;
-        let partitions = column::<Int32Array>(batch, PARTITION_COLUMN)?;
-        let offsets = column::<Int64Array>(batch, OFFSET_COLUMN)?;
-        let keep: BooleanArray = (0..batch.num_rows())
-            .map(|r| {
-                let key = (topics.value(r), partitions.value(r));
-                Some(recorded_for(&key).is_none_or(|done| offsets.value(r) > done))
-            })
-            .collect();
-        let kept = if keep.true_count() == batch.num_rows() {
-            batch.clone()
-        } else {
-            filter_record_batch(batch, &keep)?
-        };
-        if kept.num_rows() > 0 {
-            out.push(strip_positions(&kept)?);
-        }
-    }
-    Ok(out)
-}
-
-/// Drops the internal position columns (always the last three).
-pub fn strip_positions(batch: &RecordBatch) -> CoreResult<RecordBatch> {
-    let keep: Vec<usize> = (0..batch.num_columns() - 3).collect();
-    Ok(batch.project(&keep)?)
 }

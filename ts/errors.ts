@@ -62,6 +62,33 @@ export class StagingError extends KafkaDeltaError {}
 /** Kafka client failures that the pipeline cannot recover from. */
 export class KafkaError extends KafkaDeltaError {}
 
+/** A partition position the table records that the partition's log no longer holds. */
+export interface LostPosition {
+  readonly topic: string;
+  readonly partition: number;
+  /** The next offset to read by the recorded position (the txn version + 1). */
+  readonly next: number;
+  /** The partition's log start offset (low watermark). */
+  readonly low: number;
+  /** The partition's high watermark (the offset the next message will get). */
+  readonly high: number;
+}
+
+/**
+ * A partition's recorded position is outside its log (offsets deleted by retention or
+ * DeleteRecords, or the topic deleted and recreated) and `kafka.on_position_lost` is `fail`, so
+ * the pipeline stopped instead of skipping. Code `KAFKA_POSITION_LOST`.
+ */
+export class PositionLostError extends KafkaError {
+  /** The partitions found out of range (empty when librdkafka did not say which). */
+  readonly positions: readonly LostPosition[];
+
+  constructor(message: string, positions: readonly LostPosition[], options?: { cause?: unknown }) {
+    super('KAFKA_POSITION_LOST', message, options);
+    this.positions = positions;
+  }
+}
+
 /** An internal error of the native core: a bug, please report it. */
 export class InternalError extends KafkaDeltaError {}
 

@@ -27,7 +27,7 @@ export { txnAppId } from './pipeline/identity.js';
 export { validateTarget } from './pipeline/validate.js';
 export type { ValidationReport } from './pipeline/validate.js';
 export { DeltaTarget, createTable } from './table.js';
-export type { ColumnSpec, CommitResult, MergeOptions, MergeStats, PartitionAppId, RowCommitOptions, TableInfo, WriteMode } from './table.js';
+export type { ColumnSpec, CommitResult, DeadLetterRecord, MergeOptions, MergeStats, PartitionAppId, RowCommitOptions, TableInfo, TxnVersion, WriteMode } from './table.js';
 export { Stage } from './stage.js';
 export { StagedSegment } from './segment.js';
 export type {

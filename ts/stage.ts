@@ -79,14 +79,20 @@ export class Stage {
     return native(this.#native.persist());
   }
 
-  /** Tells the stage where consumption of newly assigned partitions starts. */
+  /**
+   * Takes ownership of newly assigned partitions and tells the stage where their consumption
+   * starts; messages of partitions not assigned are never staged.
+   */
   assigned(starts: readonly PartitionStartPosition[]): void {
     nativeSync(() => this.#native.assigned([...starts]));
   }
 
-  /** Drops staged rows of partitions this consumer no longer owns. */
-  forgetPartitions(lost: readonly PartitionPosition[]): void {
-    nativeSync(() => this.#native.forgetPartitions([...lost]));
+  /**
+   * Gives up partitions this consumer no longer owns: their rows in memory are dropped, they are
+   * withdrawn from every spilled generation, and their messages still arriving are not staged.
+   */
+  forgetPartitions(lost: readonly PartitionPosition[]): Promise<void> {
+    return native(this.#native.forgetPartitions([...lost]));
   }
 
   /** Rows staged now, in memory and spilled to disk. */

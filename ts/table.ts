@@ -7,19 +7,21 @@ import {
   createTable as nativeCreateTable,
   type ColumnSpec,
   type CommitResult,
+  type DeadLetterRecord,
   type DedupOptions,
   type MergeOptions,
   type MergeStats,
   type PartitionAppId,
   type PartitionSummary,
   type TableInfo,
+  type TxnVersion,
   type WriteMode,
 } from './native.js';
 import { native, nativeSync } from './errors.js';
 import { nativeSegment, type StagedSegment } from './segment.js';
 import { Stage, type StageOptions } from './stage.js';
 
-export type { ColumnSpec, CommitResult, DedupOptions, MergeOptions, MergeStats, PartitionAppId, PartitionSummary, TableInfo, WriteMode };
+export type { ColumnSpec, CommitResult, DeadLetterRecord, DedupOptions, TxnVersion, MergeOptions, MergeStats, PartitionAppId, PartitionSummary, TableInfo, WriteMode };
 
 /** How {@link DeltaTarget.commitRows} writes a segment's rows. */
 export interface RowCommitOptions {
@@ -105,13 +107,37 @@ export class DeltaTarget {
     return native(this.#native.commit(nativeSegment(segment), [...appIds], { part: 'rows', maxAttempts, dedup, merge }));
   }
 
-  /** Commits the segment's dead letters together with the Kafka positions it covers. */
+  /**
+   * Commits the segment's dead letters together with the Kafka positions it covers. `rows` is
+   * the table the segment's rows go to: its recorded positions decide which dead letters are
+   * new (it is the record of what was handled), so a config change that turns more messages
+   * into dead letters on a replay never loses them. Without it, this table's own positions do.
+   */
   commitDeadLetters(
     segment: StagedSegment,
     appIds: readonly PartitionAppId[],
     maxAttempts: number,
+    rows?: DeltaTarget,
   ): Promise<CommitResult> {
-    return native(this.#native.commit(nativeSegment(segment), [...appIds], { part: 'dead_letters', maxAttempts }));
+    const positionsFrom = rows === undefined ? undefined : rows.#native;
+    return native(this.#native.commit(nativeSegment(segment), [...appIds], { part: 'dead_letters', maxAttempts }, positionsFrom));
+  }
+
+  /**
+   * The segment's dead letters this table has not handled yet (above its recorded positions),
+   * for a dead-letter sink outside Delta. A replay after a crash returns them again.
+   */
+  pendingDeadLetters(segment: StagedSegment, appIds: readonly PartitionAppId[]): Promise<DeadLetterRecord[]> {
+    return native(this.#native.pendingDeadLetters(nativeSegment(segment), [...appIds]));
+  }
+
+  /**
+   * Records where partitions start (`version`: the offset before the first one to read) for the
+   * app ids the table has no version for yet, in one commit of txn actions; resolves with the
+   * ids it recorded.
+   */
+  recordStarts(starts: readonly TxnVersion[], maxAttempts: number): Promise<string[]> {
+    return native(this.#native.recordStarts([...starts], maxAttempts));
   }
 }
 

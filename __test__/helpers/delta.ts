@@ -49,6 +49,11 @@ export function setTxnWithPython(path: string, appId: string, version: number): 
   python(['set-txn', path, appId, String(version)]);
 }
 
+/** Sets a table property, as another writer would. */
+export function setPropertyWithPython(path: string, key: string, value: string): void {
+  python(['set-property', path, key, value]);
+}
+
 /** Appends rows, as another writer would. */
 export function appendWithPython(path: string, rows: Array<Record<string, unknown>>): void {
   python(['append', path, JSON.stringify(rows)]);

@@ -9,6 +9,7 @@ Commands (JSON on stdout):
                                    table properties
   set-txn PATH APP_ID VERSION      commits an empty append carrying a txn action
   append PATH ROWS_JSON            appends rows (a JSON list of objects) in the table's schema
+  set-property PATH KEY VALUE      sets a table property (another writer's metadata change)
 
 Object-store tables (s3://...) take their storage options from the KDR_STORAGE_OPTIONS
 environment variable (a JSON object).
@@ -87,10 +88,17 @@ def append(path, rows_json):
     print(json.dumps({"version": DeltaTable(path, storage_options=OPTIONS).version()}))
 
 
+def set_property(path, key, value):
+    dt = DeltaTable(path, storage_options=OPTIONS)
+    dt.alter.set_table_properties({key: value}, raise_if_not_exists=False)
+    print(json.dumps({"version": DeltaTable(path, storage_options=OPTIONS).version()}))
+
+
 if __name__ == "__main__":
     command, *args = sys.argv[1:]
     {"read": lambda: read(*args), "txn": lambda: txn(args[0], args[1:]), "create": lambda: create(*args),
-     "set-txn": lambda: set_txn(*args), "append": lambda: append(*args)}[command]()
+     "set-txn": lambda: set_txn(*args), "append": lambda: append(*args),
+     "set-property": lambda: set_property(*args)}[command]()
     sys.stdout.flush()
     # deltalake's runtime threads can abort the interpreter's teardown ("terminate called without
     # an active exception"); the answer is already written, so leave without it.

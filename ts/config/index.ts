@@ -25,6 +25,13 @@ export type LogFormat = 'json' | 'pretty';
 /** Where to start reading a partition for which the table holds no committed offset. */
 export type StartFrom = 'earliest' | 'latest';
 
+/**
+ * What to do when the position the table records for a partition is no longer in the partition's
+ * log (below its log start: retention or DeleteRecords; above its high watermark: the topic was
+ * deleted and recreated): stop with an error, or go on from the log start or the end.
+ */
+export type PositionLostPolicy = 'fail' | 'earliest' | 'latest';
+
 /** What to do with JSON fields that are not columns of the table. */
 export type UnknownFieldsPolicy = 'ignore' | 'reject';
 
@@ -52,11 +59,20 @@ export interface KafkaConfig {
   maxPollRecords: number;
   /** Where to start when the table holds no offset for a partition. Default `earliest`. */
   startFrom: StartFrom;
+  /**
+   * What to do when a partition's recorded position is out of its log's range (at assignment,
+   * or found by librdkafka while reading): `fail` stops the pipeline with a
+   * `PositionLostError`; `earliest` / `latest` go on from the log start / the high
+   * watermark, logging a warning with the skipped range. A position above the high watermark
+   * (a recreated topic) stops the pipeline with any policy: it cannot move back. Default `fail`.
+   */
+  onPositionLost: PositionLostPolicy;
   /** How long one poll waits for records, in milliseconds, 1..60000. Default 100. */
   consumeTimeoutMs: number;
   /**
    * Extra librdkafka properties, values stringified. Never contains `group.id`,
-   * `enable.auto.commit` or `bootstrap.servers`, which kafka-delta-rust owns. Default `{}`.
+   * `enable.auto.commit`, `bootstrap.servers` or `auto.offset.reset`, which kafka-delta-rust
+   * owns. Default `{}`.
    */
   properties: Record<string, string>;
 }

@@ -8,7 +8,7 @@ import type { ConfigProblem } from '../errors.js';
 import { scheduleProblem } from '../pipeline/schedule.js';
 import type {
   Config, DeadLetterConfig, DedupStrategy, DeltaCredentialsProvider, LogFormat, LogLevel, NullKeysPolicy,
-  PartitionSource, SaslMechanism, SecurityProtocol, StartFrom, UnknownFieldsPolicy, WriteMode,
+  PartitionSource, PositionLostPolicy, SaslMechanism, SecurityProtocol, StartFrom, UnknownFieldsPolicy, WriteMode,
 } from './index.js';
 
 export type PathSegment = string | number;
@@ -25,6 +25,8 @@ const RESERVED_PROPERTIES: Readonly<Record<string, string>> = {
   'bootstrap.servers': 'use kafka.broker instead',
   'metadata.broker.list': 'use kafka.broker instead',
   'enable.auto.commit': 'offsets are committed to the Delta table together with the data',
+  // A reset there would move a partition past offsets the table never got, without a word.
+  'auto.offset.reset': 'use kafka.on_position_lost instead',
 };
 
 export function isPlainObject(value: unknown): value is Record<string, unknown> {
@@ -123,6 +125,7 @@ const WRITE_MODES = ['INSERT', 'MERGE'] as const satisfies readonly WriteMode[];
 const LOG_LEVELS = ['error', 'warn', 'info', 'debug', 'trace'] as const satisfies readonly LogLevel[];
 const LOG_FORMATS = ['json', 'pretty'] as const satisfies readonly LogFormat[];
 const START_FROM = ['earliest', 'latest'] as const satisfies readonly StartFrom[];
+const POSITION_LOST = ['fail', 'earliest', 'latest'] as const satisfies readonly PositionLostPolicy[];
 const UNKNOWN_FIELDS = ['ignore', 'reject'] as const satisfies readonly UnknownFieldsPolicy[];
 const STRATEGIES = ['last', 'first', 'merge'] as const satisfies readonly DedupStrategy[];
 const NULL_KEYS = ['keep', 'dead_letter'] as const satisfies readonly NullKeysPolicy[];
@@ -145,6 +148,7 @@ const kafkaShape = {
   group_id: nonEmpty('a consumer group id'),
   max_poll_records: int(1, 100_000, 'an integer from 1 to 100000').default(5000),
   start_from: choice(START_FROM, lower).default('earliest'),
+  on_position_lost: choice(POSITION_LOST, lower).default('fail'),
   consume_timeout_ms: int(1, 60_000, 'an integer number of milliseconds from 1 to 60000').default(100),
   properties: stringMap.default({}),
 };
@@ -383,6 +387,7 @@ export function toConfig(d: ParsedDocument): Config {
       groupId: k.group_id,
       maxPollRecords: k.max_poll_records,
       startFrom: k.start_from,
+      onPositionLost: k.on_position_lost,
       consumeTimeoutMs: k.consume_timeout_ms,
       properties: stringify(k.properties),
     },

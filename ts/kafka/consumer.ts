@@ -4,13 +4,18 @@
  * Delta log decides) before assigning it. It knows nothing of Delta.
  */
 import Kafka from 'node-rdkafka';
-import type { Assignment, ConsumerGlobalConfig, LibrdKafkaError, Message } from 'node-rdkafka';
-import { KafkaError } from '../errors.js';
+import type { Assignment, ConsumerGlobalConfig, ConsumerTopicConfig, LibrdKafkaError, Message } from 'node-rdkafka';
+import { KafkaDeltaError, KafkaError, PositionLostError, type LostPosition } from '../errors.js';
 import type { Logger } from '../log.js';
 
 /** librdkafka's rebalance event codes. */
 const ASSIGN_PARTITIONS = -175;
 const REVOKE_PARTITIONS = -174;
+/**
+ * librdkafka's "no offset to automatically reset to": a position went out of range and
+ * `auto.offset.reset` is `error`. librdkafka then stops fetching the partition.
+ */
+const ERR_AUTO_OFFSET_RESET = -140;
 /** librdkafka's logical offsets. */
 export const OFFSET_BEGINNING = -2;
 export const OFFSET_END = -1;
@@ -61,6 +66,9 @@ const DEFAULT_PROPERTIES: Readonly<Record<string, string>> = {
   'socket.keepalive.enable': 'true',
   // Consumer lag for the metrics comes from librdkafka's statistics.
   'statistics.interval.ms': '5000',
+  // Report a position out of range rather than jump past what was never read; the pipeline
+  // sets the value of kafka.on_position_lost.
+  'auto.offset.reset': 'error',
 };
 
 /** How far a partition's committed position is behind its high watermark. */
@@ -71,8 +79,26 @@ export interface PartitionLag extends PartitionRef {
 
 /** The shape of librdkafka's statistics JSON we read (see its STATISTICS.md). */
 interface LibrdkafkaStatistics {
-  topics?: Record<string, { partitions?: Record<string, { partition?: number; consumer_lag?: number }> }>;
+  topics?: Record<string, { partitions?: Record<string, { partition?: number; consumer_lag?: number; fetch_state?: string }> }>;
 }
+
+/**
+ * Partitions whose fetch state is `none` in one statistics report: librdkafka stopped fetching
+ * them (what it does after a position out of range with `auto.offset.reset: error`).
+ */
+export function stoppedFromStatistics(json: string): PartitionRef[] {
+  const stats = JSON.parse(json) as LibrdkafkaStatistics;
+  const out: PartitionRef[] = [];
+  for (const [topic, t] of Object.entries(stats.topics ?? {})) {
+    for (const p of Object.values(t.partitions ?? {})) {
+      if (p.partition !== undefined && p.partition >= 0 && p.fetch_state === 'none') out.push({ topic, partition: p.partition });
+    }
+  }
+  return out;
+}
+
+/** librdkafka's warning when `auto.offset.reset` moved a position: `[thrd:main]: <topic> [<partition>]: offset reset ...`. */
+const OFFSET_RESET_LOG = /^(?:\[thrd:[^\]]*\]: )?(.+) \[(\d+)\]: offset reset /;
 
 /** Per-partition lags from one librdkafka statistics report. */
 export function lagsFromStatistics(json: string): PartitionLag[] {
@@ -98,15 +124,22 @@ export class KafkaSource {
   #rebalances: Promise<void> = Promise.resolve();
   #paused = false;
   readonly #assigned = new Map<string, PartitionRef>();
-  #fatal: KafkaError | undefined;
+  /** Where each assigned partition started (for naming it when its position is lost). */
+  readonly #starts = new Map<string, number>();
+  /** Owned partitions librdkafka had stopped fetching at the last statistics report. */
+  #stopped = new Set<string>();
+  #positionResets: Array<(p: PartitionRef, detail: string) => void> = [];
+  #fatal: KafkaDeltaError | undefined;
 
   constructor(options: KafkaSourceOptions, listener: RebalanceListener, log: Logger) {
     this.#options = options;
     this.#listener = listener;
     this.#log = log;
+    // node-rdkafka replaces the default topic configuration with its second argument, dropping
+    // a topic-level property set in the global one: the reset policy must go there.
+    const { 'auto.offset.reset': reset, ...properties } = { ...DEFAULT_PROPERTIES, ...options.properties };
     const config: ConsumerGlobalConfig = {
-      ...DEFAULT_PROPERTIES,
-      ...options.properties,
+      ...properties,
       'bootstrap.servers': options.brokers,
       'group.id': options.groupId,
       'enable.auto.commit': false,
@@ -116,8 +149,10 @@ export class KafkaSource {
       // node-rdkafka calls this with the consumer as `this`; we need our own state instead.
       rebalance_cb: (err: LibrdKafkaError, assignment: Assignment[]) => this.#onRebalance(err, assignment),
     } as ConsumerGlobalConfig;
-    this.#consumer = new Kafka.KafkaConsumer(config, {});
+    this.#consumer = new Kafka.KafkaConsumer(config, { 'auto.offset.reset': reset } as ConsumerTopicConfig);
     this.#consumer.on('event.error', (err) => this.#log.warn('kafka client error', { error: err }));
+    this.#consumer.on('event.stats', (event: { message?: string }) => this.#checkStopped(event));
+    this.#consumer.on('event.log', (event: { fac?: string; message?: string }) => this.#onLibrdkafkaLog(event));
     this.#consumer.on('offset.commit', (err, offsets) => {
       if (err) this.#log.warn('committing Kafka offsets failed (the Delta log stays authoritative)', { error: err });
       else this.#log.debug('committed Kafka offsets', { partitions: offsets.length });
@@ -127,11 +162,14 @@ export class KafkaSource {
   #onRebalance(err: LibrdKafkaError, assignment: Assignment[]): void {
     const cooperative = this.#consumer.rebalanceProtocol() === 'COOPERATIVE';
     const parts: PartitionRef[] = assignment.map((a) => ({ topic: a.topic, partition: a.partition }));
+    let answered = false;
     this.#rebalances = this.#rebalances.then(async () => {
       try {
         if (err.code === ASSIGN_PARTITIONS) {
           const starts = await this.#listener.onAssign(parts);
           for (const p of parts) this.#assigned.set(partitionKey(p.topic, p.partition), p);
+          for (const s of starts) this.#starts.set(partitionKey(s.topic, s.partition), s.offset);
+          answered = true;
           if (cooperative) this.#consumer.incrementalAssign([...starts]);
           else this.#consumer.assign([...starts]);
           if (this.#paused) this.#consumer.pause(parts.map((p) => ({ topic: p.topic, partition: p.partition })));
@@ -140,8 +178,11 @@ export class KafkaSource {
           });
         } else if (err.code === REVOKE_PARTITIONS) {
           await this.#listener.onRevoke(parts);
+          // A partition whose assignment failed (a lost position) was never handed to librdkafka.
+          const owned = assignment.filter((a) => this.#assigned.has(partitionKey(a.topic, a.partition)));
           for (const p of parts) this.#assigned.delete(partitionKey(p.topic, p.partition));
-          if (cooperative) this.#consumer.incrementalUnassign(assignment);
+          for (const p of parts) this.#starts.delete(partitionKey(p.topic, p.partition));
+          if (cooperative) this.#consumer.incrementalUnassign(owned);
           else this.#consumer.unassign();
           this.#log.info('partitions revoked', { partitions: parts.map((p) => `${p.topic}[${p.partition}]`).join(',') });
         } else {
@@ -149,10 +190,25 @@ export class KafkaSource {
         }
       } catch (error) {
         if (!this.#consumer.isConnected()) return;
-        this.#fatal = new KafkaError('KAFKA_REBALANCE', `handling a rebalance failed: ${String(error)}`, { cause: error });
+        // librdkafka waits for an answer to an assignment, even to close: answer with nothing.
+        if (err.code === ASSIGN_PARTITIONS && !answered) this.#assignNothing(cooperative);
+        // Our own typed errors (a lost position) keep their class, code and message.
+        this.#fatal ??=
+          error instanceof KafkaDeltaError
+            ? error
+            : new KafkaError('KAFKA_REBALANCE', `handling a rebalance failed: ${String(error)}`, { cause: error });
         this.#log.error('handling a rebalance failed', { error });
       }
     });
+  }
+
+  #assignNothing(cooperative: boolean): void {
+    try {
+      if (cooperative) this.#consumer.incrementalAssign([]);
+      else this.#consumer.assign([]);
+    } catch (error) {
+      this.#log.debug('answering a failed assignment failed', { error });
+    }
   }
 
   /** Connects and subscribes. */
@@ -172,10 +228,94 @@ export class KafkaSource {
     if (this.#fatal) return Promise.reject(this.#fatal);
     return new Promise((resolve, reject) => {
       this.#consumer.consume(this.#options.maxPollRecords, (err, messages) => {
-        if (err) reject(new KafkaError('KAFKA_CONSUME', `consuming failed: ${err.message}`, { cause: err }));
+        if (err?.code === ERR_AUTO_OFFSET_RESET) this.#positionLost(err).then(reject, reject);
+        else if (err) reject(new KafkaError('KAFKA_CONSUME', `consuming failed: ${err.message}`, { cause: err }));
         else resolve(messages);
       });
     });
+  }
+
+  /**
+   * Calls `listener` when librdkafka moved a position that went out of range while reading, as
+   * `auto.offset.reset` (`earliest` / `latest`) says; `detail` is librdkafka's own account.
+   */
+  onPositionReset(listener: (p: PartitionRef, detail: string) => void): void {
+    this.#positionResets.push(listener);
+  }
+
+  /**
+   * The error for a position found out of range while reading. librdkafka's consume error does
+   * not say which partition: the ones whose position is outside their watermarks are named.
+   */
+  async #positionLost(cause?: unknown): Promise<PositionLostError> {
+    const positions = new Map<string, number>();
+    try {
+      for (const p of this.#consumer.position()) if (p.offset >= 0) positions.set(partitionKey(p.topic, p.partition), p.offset);
+    } catch (error) {
+      this.#log.debug('cannot read consumer positions', { error });
+    }
+    const lost: LostPosition[] = [];
+    for (const ref of this.assignedPartitions()) {
+      const key = partitionKey(ref.topic, ref.partition);
+      const next = positions.get(key) ?? this.#starts.get(key);
+      if (next === undefined || next < 0) continue;
+      try {
+        const { low, high } = await this.watermarks(ref);
+        if (next < low || next > high) lost.push({ ...ref, next, low, high });
+      } catch (error) {
+        this.#log.debug('cannot read watermarks', { partition: `${ref.topic}[${ref.partition}]`, error });
+      }
+    }
+    const which =
+      lost.length > 0
+        ? lost.map((l) => `${l.topic}[${l.partition}] at offset ${l.next} (log start ${l.low}, high watermark ${l.high})`).join(', ')
+        : 'librdkafka did not say which partition';
+    return new PositionLostError(
+      `a partition's position went out of range while reading (offsets deleted by retention or DeleteRecords, or the topic ` +
+        `recreated): ${which}. Stopped instead of skipping. To go on, set kafka.on_position_lost to earliest or latest, accepting the loss.`,
+      lost,
+      cause === undefined ? undefined : { cause },
+    );
+  }
+
+  /**
+   * A safety net for the consume error above: node-rdkafka drops it when messages of other
+   * partitions came in the same call, and the partition then stalls without a word. A partition
+   * we own that librdkafka has stopped fetching in two reports in a row is taken as lost.
+   */
+  #checkStopped(event: { message?: string }): void {
+    if (typeof event.message !== 'string' || this.#fatal) return;
+    let stopped: PartitionRef[];
+    try {
+      stopped = stoppedFromStatistics(event.message).filter((p) => this.#assigned.has(partitionKey(p.topic, p.partition)));
+    } catch {
+      return;
+    }
+    const keys = new Set(stopped.map((p) => partitionKey(p.topic, p.partition)));
+    const again = [...keys].some((k) => this.#stopped.has(k));
+    this.#stopped = keys;
+    if (!again) return;
+    void this.#positionLost().then((error) => {
+      if (error.positions.length === 0) return;
+      this.#fatal ??= error;
+      this.#log.error('a partition position was lost while reading', { error });
+    });
+  }
+
+  /** librdkafka logs each position it reset; with `earliest` / `latest` that skipped offsets. */
+  #onLibrdkafkaLog(event: { fac?: string; message?: string }): void {
+    if (event.fac !== 'OFFSET' || typeof event.message !== 'string') return;
+    const match = OFFSET_RESET_LOG.exec(event.message);
+    // "to offset INVALID" is the reset `error` refuses (logged with `debug` only): consume reports it.
+    if (!match || event.message.includes(' to offset INVALID')) return;
+    const ref = { topic: match[1] ?? '', partition: Number(match[2]) };
+    if (!this.#assigned.has(partitionKey(ref.topic, ref.partition))) return;
+    this.#log.warn('a partition position went out of range while reading; librdkafka moved it as kafka.on_position_lost says', {
+      topic: ref.topic,
+      partition: ref.partition,
+      detail: event.message,
+    });
+    for (const listener of this.#positionResets) listener(ref, event.message);
   }
 
   /** Calls `listener` with the lag of every assigned partition at each statistics interval. */
@@ -197,9 +337,13 @@ export class KafkaSource {
     this.#consumer.on('partition.eof', (eof) => listener({ topic: eof.topic, partition: eof.partition, offset: eof.offset }));
   }
 
-  /** Waits until rebalance events received so far are handled. */
-  settled(): Promise<void> {
-    return this.#rebalances;
+  /**
+   * Waits until rebalance events received so far are handled; rejects with the failure of one
+   * (a run may end, caught up, before its next consume would have reported it).
+   */
+  async settled(): Promise<void> {
+    await this.#rebalances;
+    if (this.#fatal) throw this.#fatal;
   }
 
   /** Partitions currently assigned to this consumer (and already positioned). */

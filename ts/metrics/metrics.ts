@@ -45,6 +45,8 @@ export class PipelineMetrics {
   readonly #tableVersion: Gauge<'table'>;
   readonly #lastCommit: Gauge<'table'>;
   readonly #consumerLag: Gauge<'topic' | 'partition'>;
+  readonly #positionsLost: Counter<'topic'>;
+  readonly #offsetsSkipped: Counter<'topic'>;
 
   constructor(options: { registry?: Registry; defaultMetrics?: boolean } = {}) {
     const registry = options.registry ?? new Registry();
@@ -136,6 +138,24 @@ export class PipelineMetrics {
       labelNames: ['topic', 'partition'],
       registers,
     });
+    this.#positionsLost = new Counter({
+      name: 'kafka_delta_positions_lost_total',
+      help: 'Recorded partition positions found below the log start (retention, DeleteRecords) and moved forward by kafka.on_position_lost.',
+      labelNames: ['topic'],
+      registers,
+    });
+    this.#offsetsSkipped = new Counter({
+      name: 'kafka_delta_offsets_skipped_total',
+      help: 'Offsets never read because a lost position was moved forward (where known).',
+      labelNames: ['topic'],
+      registers,
+    });
+  }
+
+  /** Counts a lost position moved by `kafka.on_position_lost`, and the offsets it skipped where known. */
+  positionLost(topic: string, skipped: number | undefined): void {
+    this.#positionsLost.inc({ topic });
+    if (skipped !== undefined && skipped > 0) this.#offsetsSkipped.inc({ topic }, skipped);
   }
 
   /** Records the lag of the partitions this consumer owns; drops partitions it no longer owns. */

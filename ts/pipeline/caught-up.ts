@@ -39,7 +39,10 @@ export class CaughtUpTracker {
     for (const ref of refs) {
       const { low, high } = await source.watermarks(ref);
       const committed = recorded.get(partitionKey(ref.topic, ref.partition));
-      const next = committed !== undefined ? committed + 1 : startFrom === 'earliest' ? low : high;
+      let next = committed !== undefined ? committed + 1 : startFrom === 'earliest' ? low : high;
+      // A recorded position outside the log is lost: the assignment decides where reading
+      // resumes (kafka.on_position_lost); until then the partition counts as unread.
+      if (next < low || next > high) next = low;
       this.#progress.set(partitionKey(ref.topic, ref.partition), { ref, target: high, next });
     }
   }

@@ -1,8 +1,10 @@
 /**
- * Flushing: take the staged segment, commit its dead letters and then its rows (each commit
- * carrying the Kafka positions it covers), then record progress in Kafka. At most one flush is
- * in flight; consumption goes on meanwhile into a fresh stage.
+ * Flushing: take the staged segment, deliver its dead letters and then commit its rows (the
+ * commit carrying the Kafka positions it covers), then record progress in Kafka. Flushes run one
+ * at a time, in the order asked for: a later one must never commit before an earlier one, whose
+ * rows it would otherwise make look already recorded. Consumption goes on meanwhile.
  */
+import type { DeadLetterSink } from '../dead-letters/sink.js';
 import type { PartitionStart } from '../kafka/consumer.js';
 import type { Logger } from '../log.js';
 import type { PipelineMetrics } from '../metrics/metrics.js';
@@ -31,7 +33,7 @@ export interface FlushSummary {
 /** What {@link Flusher} works with. */
 export interface FlusherOptions {
   target: DeltaTarget;
-  deadLetters: DeltaTarget | undefined;
+  deadLetters: DeadLetterSink;
   stage: Stage;
   topics: readonly string[];
   appId: (topic: string, partition: number) => string;
@@ -41,15 +43,20 @@ export interface FlusherOptions {
   metrics: PipelineMetrics;
   log: Logger;
   commitKafkaOffsets: (positions: readonly PartitionStart[]) => void;
-  /** Waits until dead letters sent elsewhere (a Kafka topic) are durable. */
-  beforeCommit: () => Promise<void>;
   onFlush: (summary: FlushSummary) => void;
 }
 
-/** Runs flushes one at a time and remembers the first failure. */
+/**
+ * Runs flushes (and work that must not interleave with them) one at a time, in order, and
+ * remembers the first failure: nothing may be committed after a lost segment.
+ */
 export class Flusher {
   readonly #o: FlusherOptions;
-  #inflight: Promise<FlushSummary | undefined> | undefined;
+  /** The end of the queue of flushes and exclusive work. */
+  #tail: Promise<void> = Promise.resolve();
+  /** A flush queued and not started yet: later requests join it (it takes what they want). */
+  #queued: Promise<FlushSummary | undefined> | undefined;
+  #running = false;
   #failure: unknown;
   readonly totals = { rowsWritten: 0, rowsDeduplicated: 0, deadLetters: 0, flushes: 0 };
 
@@ -57,48 +64,64 @@ export class Flusher {
     this.#o = options;
   }
 
-  /** Rethrows the failure of an earlier flush: nothing may be committed after a lost segment. */
+  /** Rethrows the failure of an earlier flush. */
   throwIfFailed(): void {
     if (this.#failure !== undefined) throw this.#failure;
   }
 
-  /** Starts a flush unless one is in flight; returns whether it started. */
+  /** Queues a flush unless one is running or queued; returns whether it queued one. */
   requestFlush(): boolean {
     this.throwIfFailed();
-    if (this.#inflight) return false;
-    const flight = this.#flushOnce();
-    this.#inflight = flight;
-    flight.then(
-      () => {
-        if (this.#inflight === flight) this.#inflight = undefined;
-      },
-      (error: unknown) => {
-        this.#failure ??= error;
-        if (this.#inflight === flight) this.#inflight = undefined;
-      },
-    );
+    if (this.#running || this.#queued) return false;
+    this.#queueFlush().catch(() => undefined);
     return true;
   }
 
-  /** Waits for the flush in flight, if any; rethrows its failure. */
+  /** Waits for every flush queued so far; rethrows a failure. */
   async settle(): Promise<void> {
-    if (this.#inflight) await this.#inflight.catch(() => undefined);
+    await this.#tail;
     this.throwIfFailed();
   }
 
-  /** Flushes now (after the flush in flight) and waits for it. */
-  async flush(): Promise<FlushSummary | undefined> {
-    await this.settle();
-    const flight = this.#flushOnce();
-    this.#inflight = flight;
-    try {
-      return await flight;
-    } catch (error) {
-      this.#failure ??= error;
-      throw error;
-    } finally {
-      if (this.#inflight === flight) this.#inflight = undefined;
-    }
+  /**
+   * Flushes everything staged now and waits for it: joins a flush queued and not started yet,
+   * else queues one after the flush running.
+   */
+  flush(): Promise<FlushSummary | undefined> {
+    return this.#queueFlush();
+  }
+
+  /** Runs `work` after the flushes queued so far, with no flush running meanwhile. */
+  exclusive<T>(work: () => Promise<T> | T): Promise<T> {
+    return this.#enqueue(async () => work());
+  }
+
+  #enqueue<T>(job: () => Promise<T>): Promise<T> {
+    const result = this.#tail.then(job);
+    this.#tail = result.then(
+      () => undefined,
+      () => undefined,
+    );
+    return result;
+  }
+
+  #queueFlush(): Promise<FlushSummary | undefined> {
+    if (this.#queued) return this.#queued;
+    const flight: Promise<FlushSummary | undefined> = this.#enqueue(async () => {
+      if (this.#queued === flight) this.#queued = undefined;
+      this.throwIfFailed();
+      this.#running = true;
+      try {
+        return await this.#flushOnce();
+      } catch (error) {
+        this.#failure ??= error;
+        throw error;
+      } finally {
+        this.#running = false;
+      }
+    });
+    this.#queued = flight;
+    return flight;
   }
 
   async #flushOnce(): Promise<FlushSummary | undefined> {
@@ -120,12 +143,8 @@ export class Flusher {
       deadLetters: segment.deadLetters,
       days: days.join(','),
     });
-    let deadLetters = 0;
-    if (segment.deadLetters > 0 && o.deadLetters) {
-      const dl = await o.deadLetters.commitDeadLetters(segment, appIds, o.maxAttempts);
-      deadLetters = dl.rowsWritten;
-    }
-    await o.beforeCommit();
+    // Before the rows' commit moves the positions past them.
+    const deadLetters = await o.deadLetters.deliver(segment, appIds, o.target);
     const commitStarted = performance.now();
     const result = await o.target.commitRows(segment, appIds, { maxAttempts: o.maxAttempts, ...o.write });
     const commitSeconds = (performance.now() - commitStarted) / 1000;

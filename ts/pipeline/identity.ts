@@ -9,9 +9,17 @@ export function txnAppId(groupId: string, topic: string, partition: number): str
   return `kafka-delta-rust:${groupId}:${topic}:${partition}`;
 }
 
-/** librdkafka properties from `kafka.properties` plus the credentials section. */
+/** librdkafka's `auto.offset.reset` for each `kafka.on_position_lost`. */
+const AUTO_OFFSET_RESET = { fail: 'error', earliest: 'earliest', latest: 'latest' } as const;
+
+/**
+ * librdkafka properties from `kafka.properties` plus the credentials section, and the
+ * `auto.offset.reset` of `kafka.on_position_lost` (positions that go out of range while reading
+ * are librdkafka's to find: `error` makes it report them instead of jumping; a producer ignores
+ * the property).
+ */
 export function kafkaProperties(config: Config): Record<string, string> {
-  const props: Record<string, string> = { ...config.kafka.properties };
+  const props: Record<string, string> = { ...config.kafka.properties, 'auto.offset.reset': AUTO_OFFSET_RESET[config.kafka.onPositionLost] };
   const { kafkaUsername, kafkaPassword, saslMechanism, securityProtocol } = config.credentials;
   if (kafkaUsername !== undefined || kafkaPassword !== undefined) {
     props['security.protocol'] ??= (securityProtocol ?? 'SASL_SSL').toLowerCase();

@@ -6,8 +6,9 @@ import { EventEmitter } from 'node:events';
 import type { Message } from 'node-rdkafka';
 import type { Config } from '../config/index.js';
 import { KafkaDeltaError } from '../errors.js';
-import { KafkaSource, OFFSET_BEGINNING, OFFSET_END, partitionKey, type PartitionRef, type PartitionStart } from '../kafka/consumer.js';
-import { KafkaDeadLetterSink } from '../kafka/dead-letter-producer.js';
+import { KafkaSource, partitionKey, type PartitionRef, type PartitionStart } from '../kafka/consumer.js';
+import { openDeadLetterSink, type DeadLetterSink } from '../dead-letters/sink.js';
+import { DeltaDeadLetterSink } from '../dead-letters/delta-sink.js';
 import { packMessages, type PackOptions } from '../kafka/packer.js';
 import { silentLogger, type Logger } from '../log.js';
 import { configureThreads } from '../native.js';
@@ -20,6 +21,7 @@ import { CaughtUpTracker } from './caught-up.js';
 import { Flusher, type FlushSummary } from './flush.js';
 import { kafkaProperties, txnAppId } from './identity.js';
 import { FlushSchedule, systemClock, type Clock } from './schedule.js';
+import { describeLost, skippedRange, startPositions } from './start-positions.js';
 import { stageOptions, stagingOptions, writeOptions } from './stage-options.js';
 import { checkSupported, checkTableFits } from './validate.js';
 
@@ -38,11 +40,6 @@ export interface PipelineEvents {
   deadLetter: [DeadLetterEvent];
   /** The pipeline stopped on an error. */
   error: [Error];
-}
-
-/** Messages by topic, partition and offset (to find the originals of dead letters). */
-function indexMessages(messages: readonly Message[]): Map<string, Message> {
-  return new Map(messages.map((m) => [`${m.topic}\u0000${m.partition}\u0000${m.offset}`, m]));
 }
 
 /** Options of {@link Pipeline}. */
@@ -94,7 +91,7 @@ export class Pipeline {
   #stage: Stage | undefined;
   #source: KafkaSource | undefined;
   #flusher: Flusher | undefined;
-  #deadLetterTopic: KafkaDeadLetterSink | undefined;
+  #deadLetters: DeadLetterSink | undefined;
   #caughtUp: CaughtUpTracker | undefined;
   #running = false;
   #stopRequested = false;
@@ -112,6 +109,7 @@ export class Pipeline {
     this.#topicIndex = new Map(config.kafka.topics.map((t, i) => [t, i]));
     this.#schedule = FlushSchedule.fromConfig(config.batch, options.clock ?? systemClock);
     this.#stopGraceMs = (options.stopGraceSeconds ?? config.shutdown.gracePeriodSeconds) * 1000;
+
     if (options.logger) this.#nativeLogLevel = config.logging.level;
   }
 
@@ -144,16 +142,11 @@ export class Pipeline {
     this.metrics.tableVersion(target.uri, target.info().version);
     this.#stage = target.createStage({ ...stageOptions(config), staging: stagingOptions(config, target.uri) });
     await this.#recoverStaging(this.#stage);
-    const deadLetters =
-      config.deadLetter.kind === 'delta'
-        ? await DeltaTarget.openDeadLetters(config.deadLetter.tablePath, config.delta.storageOptions)
-        : undefined;
-    if (deadLetters) this.#log.info('dead letters go to a Delta table', { table: deadLetters.uri });
-    if (config.deadLetter.kind === 'kafka') {
-      this.#deadLetterTopic = new KafkaDeadLetterSink(config.kafka.brokers, config.deadLetter.topic, kafkaProperties(config));
-      await this.#deadLetterTopic.connect();
-      this.#log.info('dead letters go to a Kafka topic', { topic: config.deadLetter.topic });
-    }
+    const deadLetters = await openDeadLetterSink(config);
+    this.#deadLetters = deadLetters;
+    // The dead-letter table records positions too: they must not expire either.
+    if (deadLetters instanceof DeltaDeadLetterSink) deadLetters.table.checkWritable('INSERT');
+    this.#log.info('dead letters go to', { sink: deadLetters.description });
     this.#flusher = new Flusher({
       target,
       deadLetters,
@@ -165,7 +158,6 @@ export class Pipeline {
       metrics: this.metrics,
       log: this.#log,
       commitKafkaOffsets: (positions) => this.#source?.commitOffsets(positions),
-      beforeCommit: () => this.#deadLetterTopic?.flush() ?? Promise.resolve(),
       onFlush: (summary) => this.#events.emit('flush', summary),
     });
     this.#source = new KafkaSource(
@@ -184,6 +176,7 @@ export class Pipeline {
       this.#log,
     );
     this.#source.onLag((lags) => this.metrics.consumerLag(lags));
+    this.#source.onPositionReset((p) => this.metrics.positionLost(p.topic, undefined));
     await this.#source.connect();
     if (this.#untilCaughtUp) {
       this.#caughtUp = new CaughtUpTracker((parts) => this.#recordedPositions(parts));
@@ -228,24 +221,59 @@ export class Pipeline {
 
   async #onAssign(parts: readonly PartitionRef[]): Promise<PartitionStart[]> {
     const target = this.#target;
-    if (!target) throw new KafkaDeltaError('NOT_STARTED', 'partitions assigned before the table was opened');
+    const source = this.#source;
+    if (!target || !source) throw new KafkaDeltaError('NOT_STARTED', 'partitions assigned before the table was opened');
     // A flush in flight may move these positions: let it land before reading them.
     await this.#flusher?.settle();
-    const ids = parts.map((p) => txnAppId(this.config.kafka.groupId, p.topic, p.partition));
-    const recorded = await target.txnVersions(ids);
-    const fallback = this.config.kafka.startFrom === 'earliest' ? OFFSET_BEGINNING : OFFSET_END;
-    const starts = parts.map((p, i) => {
-      const table = recorded.get(ids[i] as string);
-      // Rows recovered from staging continue the table: reading resumes after them.
-      const staged = this.#recovered.get(partitionKey(p.topic, p.partition));
-      const last = staged === undefined ? table : Math.max(staged, table ?? -1);
-      return { ...p, offset: last === undefined ? fallback : last + 1 };
-    });
+    const recorded = await this.#recordedPositions(parts);
+    const { kafka } = this.config;
+    const { starts, moved } = await startPositions(
+      parts.map((p) => {
+        const key = partitionKey(p.topic, p.partition);
+        const table = recorded.get(key);
+        // Rows recovered from staging continue the table: reading resumes after them.
+        const staged = this.#recovered.get(key);
+        return { ...p, last: staged === undefined ? table : Math.max(staged, table ?? -1) };
+      }),
+      { startFrom: kafka.startFrom, onPositionLost: kafka.onPositionLost, watermarks: (p) => source.watermarks(p) },
+    );
+    for (const m of moved) {
+      this.metrics.positionLost(m.topic, m.skipped);
+      this.#log.warn(`recorded position lost; resuming as kafka.on_position_lost: ${kafka.onPositionLost} says`, {
+        topic: m.topic,
+        partition: m.partition,
+        recordedVersion: m.next - 1,
+        logStart: m.low,
+        highWatermark: m.high,
+        resumeAt: m.resumeAt,
+        skipped: skippedRange(m),
+        skippedOffsets: m.skipped,
+        detail: describeLost(m),
+      });
+    }
+    // start_from latest with nothing recorded: record where reading starts now, so that a
+    // restart before the partition's first commit resumes here rather than at a later end.
+    const unrecorded = (key: string) => !recorded.has(key) && !this.#recovered.has(key);
+    const fresh = kafka.startFrom === 'latest' ? starts.filter((s) => s.offset >= 0 && unrecorded(partitionKey(s.topic, s.partition))) : [];
+    if (fresh.length > 0) {
+      const ids = await target.recordStarts(
+        fresh.map((s) => ({ appId: txnAppId(kafka.groupId, s.topic, s.partition), version: s.offset - 1 })),
+        this.config.concurrency.retryAttempts + 1,
+      );
+      const partitions = fresh.map((s) => `${s.topic}[${s.partition}]@${s.offset}`).join(',');
+      this.#log.info('recorded where partitions start (start_from latest)', { partitions, recorded: ids.length });
+    }
+    // A position moved forward still continues the recorded one: the stage may commit past the
+    // skip. One moved back (a recreated log) replaces it: the first commit records the new one.
+    const continues = new Map(moved.filter((m) => !m.recreated).map((m) => [partitionKey(m.topic, m.partition), m.next - 1]));
+    const replaces = new Map(moved.filter((m) => m.recreated).map((m) => [partitionKey(m.topic, m.partition), m.next - 1]));
     this.#stage?.assigned(
       starts.map((s) => ({
         topicIndex: this.#topicIndex.get(s.topic) ?? 0,
         partition: s.partition,
         nextOffset: s.offset >= 0 ? s.offset : undefined,
+        continuesAfter: continues.get(partitionKey(s.topic, s.partition)),
+        replaces: replaces.get(partitionKey(s.topic, s.partition)),
       })),
     );
     this.#caughtUp?.assigned(starts);
@@ -292,18 +320,31 @@ export class Pipeline {
 
   async #onRevoke(parts: readonly PartitionRef[]): Promise<void> {
     // Commit what is staged while these partitions are still ours: the new owner then starts
-    // after it (the Delta log tells it where). Rows staged later for them are dropped; the new
-    // owner reads them again. If the flush fails, nothing was committed and the new owner reads
-    // everything from the table's positions.
+    // after it (the Delta log tells it where). Then, before any other flush can run, give them
+    // up: their rows staged since (in memory or spilled) are never committed by us, and their
+    // messages still in flight are not staged; the new owner reads them again. If the flush
+    // fails, nothing was committed and the new owner reads everything from the table's positions.
+    const flusher = this.#flusher;
+    const stage = this.#stage;
+    if (!flusher || !stage) return;
+    if (this.#stopRequested) {
+      // Leaving the group at the stop, after the last flush or persist: what is staged stays in
+      // the staging directory for the next start, whose recovery checks it against the table.
+      for (const p of parts) this.#recovered.delete(partitionKey(p.topic, p.partition));
+      return;
+    }
+    const lost = parts.map((p) => ({ topicIndex: this.#topicIndex.get(p.topic) ?? 0, partition: p.partition, lastOffset: -1 }));
+    const flushed = this.#running ? flusher.flush() : Promise.resolve(undefined);
+    const given = flusher.exclusive(async () => {
+      for (const p of parts) this.#recovered.delete(partitionKey(p.topic, p.partition));
+      await stage.forgetPartitions(lost);
+    });
     try {
-      if (this.#running && !this.#stopRequested) await this.#flusher?.flush();
+      await flushed;
     } catch (error) {
       this.#log.warn('flush on revoke failed; the new owner re-reads from the table positions', { error });
     }
-    for (const p of parts) this.#recovered.delete(partitionKey(p.topic, p.partition));
-    this.#stage?.forgetPartitions(
-      parts.map((p) => ({ topicIndex: this.#topicIndex.get(p.topic) ?? 0, partition: p.partition, lastOffset: -1 })),
-    );
+    await given;
   }
 
   async #run(): Promise<RunSummary> {
@@ -312,7 +353,8 @@ export class Pipeline {
     const flusher = this.#flusher as Flusher;
     const maxDisk = this.config.buffer.maxDiskBytes;
     const pack = {
-      keys: this.config.delta.kafkaMetadata.key !== undefined,
+      // Keys always: a dead letter carries its message's raw key, whichever sink it goes to.
+      keys: true,
       headers: this.config.delta.kafkaMetadata.headers !== undefined,
     };
     try {
@@ -349,7 +391,7 @@ export class Pipeline {
     } finally {
       this.#running = false;
       await source.disconnect();
-      await this.#deadLetterTopic?.disconnect();
+      await this.#deadLetters?.close();
       // Peak resident memory of the process, for operators sizing buffer.max_memory.
       this.#log.info('pipeline stopped', { messages: this.#messages, peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024) });
       this.#nativeLogs?.stop();
@@ -426,11 +468,9 @@ export class Pipeline {
     this.#caughtUp?.consumed(messages);
     this.metrics.staged(result.stagedRows, result.stagedBytes, { rows: result.spilledRows, bytes: result.spilledBytes });
     this.#log.debug('batch staged', { messages: messages.length, stagedRows: result.stagedRows, consumed: this.#messages });
-    const byPosition = this.#deadLetterTopic && result.rejected.length > 0 ? indexMessages(messages) : undefined;
+    // Dead letters are staged with the rows; the sink gets them at the flush.
     for (const r of result.rejected) {
       const topic = this.config.kafka.topics[r.topicIndex] ?? `#${r.topicIndex}`;
-      const original = byPosition?.get(`${topic}\u0000${r.partition}\u0000${r.offset}`);
-      if (original) await this.#deadLetterTopic?.send(original, r);
       this.metrics.deadLetter(topic, r.reason);
       this.#log.warn('message sent to the dead-letter sink', {
         topic,

@@ -17,7 +17,6 @@ export function stagingOptions(config: Config, tableUri: string): StagingOptions
     dir: resolve(join(config.buffer.stagingDir, `${group}-${tag}`)),
     maxMemoryBytes: config.buffer.maxMemoryBytes,
     identity,
-    dedup: writeOptions(config).dedup,
   };
 }
 

@@ -1,6 +1,6 @@
 /**
- * Small Kafka utilities for the sample data, tests and benchmarks: create topics and produce
- * messages, with node-rdkafka.
+ * Small Kafka utilities for the sample data, tests and benchmarks: create and delete topics and
+ * produce messages, with node-rdkafka.
  */
 import Kafka from 'node-rdkafka';
 import type { LibrdKafkaError } from 'node-rdkafka';
@@ -19,6 +19,18 @@ export async function createTopic(brokers: string, topic: string, partitions: nu
         else if (err.code === TOPIC_ALREADY_EXISTS) resolve(false);
         else reject(new Error(`cannot create topic ${topic}: ${err.message}`));
       });
+    });
+  } finally {
+    admin.disconnect();
+  }
+}
+
+/** Deletes a topic; resolves once the controller accepted the deletion. */
+export async function deleteTopic(brokers: string, topic: string): Promise<void> {
+  const admin = Kafka.AdminClient.create({ 'bootstrap.servers': brokers });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      admin.deleteTopic(topic, 30_000, (err: LibrdKafkaError) => (err ? reject(new Error(`cannot delete topic ${topic}: ${err.message}`)) : resolve()));
     });
   } finally {
     admin.disconnect();
