@@ -4,6 +4,7 @@
  */
 import test from 'ava';
 import { join } from 'node:path';
+import { Pipeline, parseConfig } from '../ts/index.js';
 import { createTopic, produceMessages, readTopic, type OutgoingMessage } from '../ts/tools/kafka-admin.js';
 import { runCli, startCli } from './helpers/cli.js';
 import { EVENT_COLUMNS, createTableWithPython, readTable } from './helpers/delta.js';
@@ -126,4 +127,54 @@ test.serial('[integration] Kafka dead letters: a missing topic stops the start n
   const payloads = new Set(letters.map((l) => String(l.value)));
   t.deepEqual([...payloads].sort(), deadSeqs.map((s) => `not json ${s}`).sort());
   t.deepEqual(idsOf(readTable(table).rows), expectedIds(topic, range(total).filter((s) => !bad(s))));
+});
+
+test.serial('[integration] flushes asked for at once under load while a second instance joins and leaves: the table is exact', async (t) => {
+  const topic = uniqueName('kdr_flushes');
+  await createTopic(BROKERS, topic, 4);
+  const dir = tempDir();
+  const table = join(dir, 'events');
+  createTableWithPython(table, EVENT_COLUMNS, ['date_col']);
+  const group = uniqueName('kdr_group');
+  const raw = (name: string) =>
+    testConfig({
+      topics: [topic],
+      group,
+      tablePath: table,
+      batchInterval: 0.3,
+      extra: {
+        kafka: { max_poll_records: 300, properties: { 'session.timeout.ms': 6000, 'heartbeat.interval.ms': 500 } },
+        buffer: { staging_dir: join(dir, `staging-${name}`), max_memory: '512KiB' },
+      },
+    });
+  const total = 20_000;
+  const a = new Pipeline(parseConfig(raw('a')));
+  await a.start();
+  let stopping = false;
+  let asked = 0;
+  // A library user hammering flush() while the schedule and the rebalances flush too.
+  const hammer = (async () => {
+    while (!stopping) {
+      await Promise.all([a.flush(), a.flush(), a.flush()]);
+      asked += 3;
+      await sleep(100);
+    }
+  })();
+  const production = steadyProduction(topic, total, 1000, 100);
+  for (let round = 0; round < 2; round += 1) {
+    await sleep(1500);
+    const b = startCli(['--config', writeConfig(dir, raw(`b${round}`), `b${round}.yaml`)]);
+    await b.waitFor(/partitions assigned/);
+    await sleep(1500);
+    b.child.kill('SIGTERM');
+    t.is(await b.exited, 0, b.output().slice(-2000));
+  }
+  await production;
+  const deadline = Date.now() + 90_000;
+  while (readTable(table).rows.length < total && Date.now() < deadline) await sleep(500);
+  stopping = true;
+  await hammer;
+  await a.stop();
+  t.true(asked > 30, `${asked} flushes asked for`);
+  t.deepEqual(idsOf(readTable(table).rows), expectedIds(topic, range(total)));
 });
