@@ -5,7 +5,7 @@
 import test from 'ava';
 import { join } from 'node:path';
 import { Pipeline, parseConfig } from '../ts/index.js';
-import { createTopic, produceMessages, readTopic, type OutgoingMessage } from '../ts/tools/kafka-admin.js';
+import { createTopic, deleteTopic, produceMessages, readTopic, type OutgoingMessage } from '../ts/tools/kafka-admin.js';
 import { runCli, startCli } from './helpers/cli.js';
 import { EVENT_COLUMNS, createTableWithPython, readTable } from './helpers/delta.js';
 import { BROKERS, tempDir, testConfig, uniqueName, writeConfig } from './helpers/env.js';
@@ -177,4 +177,45 @@ test.serial('[integration] flushes asked for at once under load while a second i
   await a.stop();
   t.true(asked > 30, `${asked} flushes asked for`);
   t.deepEqual(idsOf(readTable(table).rows), expectedIds(topic, range(total)));
+});
+
+test.serial('[integration] Kafka dead letters: a refused delivery mid-run stops the pipeline naming the topic and commits nothing past it', async (t) => {
+  const topic = uniqueName('kdr_dlq_fail_src');
+  const deadTopic = uniqueName('kdr_dlq_fail');
+  await createTopic(BROKERS, topic, 1);
+  await createTopic(BROKERS, deadTopic, 1);
+  const bad = (seq: number) => seq % 50 === 3;
+  const dir = tempDir();
+  const table = join(dir, 'events');
+  createTableWithPython(table, EVENT_COLUMNS, ['date_col']);
+  const config = writeConfig(
+    dir,
+    testConfig({
+      topics: [topic],
+      group: uniqueName('kdr_group'),
+      tablePath: table,
+      batchInterval: 0.5,
+      extra: { dead_letter: { kind: 'kafka', topic: deadTopic }, kafka: { properties: { 'message.timeout.ms': '3000' } } },
+    }),
+  );
+  const cli = startCli(['--config', config]);
+  await produceMessages(BROKERS, topic, events(topic, 0, 500, bad));
+  await cli.waitFor(/"msg":"flush committed".*"deadLetters":10\b/);
+  const before = readTable(table).version;
+  await deleteTopic(BROKERS, deadTopic);
+  await sleep(1000);
+  await produceMessages(BROKERS, topic, events(topic, 500, 500, bad));
+  const code = await Promise.race([cli.exited, sleep(60_000).then(() => 'still running')]);
+  t.not(code, 0, 'the pipeline stopped');
+  t.not(code, 'still running');
+  t.regex(cli.output(), new RegExp(`dead letter\\(s\\) could not be delivered to ${deadTopic}`));
+  t.is(readTable(table).version, before, 'nothing committed past the undelivered dead letters');
+  t.deepEqual(idsOf(readTable(table).rows), expectedIds(topic, range(500).filter((s) => !bad(s))));
+
+  await createTopic(BROKERS, deadTopic, 1);
+  const restart = runCli(['--config', config, '--until-caught-up']);
+  t.is(restart.status, 0, restart.stderr.slice(-3000));
+  t.deepEqual(idsOf(readTable(table).rows), expectedIds(topic, range(1000).filter((s) => !bad(s))));
+  const letters = await readTopic(BROKERS, deadTopic, 10);
+  t.deepEqual(letters.map((l) => Number(l.headers['kdr.offset'])).sort((a, b) => a - b), range(1000).filter(bad).filter((s) => s >= 500));
 });
