@@ -8,7 +8,7 @@ import { Pipeline, parseConfig } from '../ts/index.js';
 import { createTopic, deleteTopic, produceMessages, readTopic, type OutgoingMessage } from '../ts/tools/kafka-admin.js';
 import { runCli, startCli } from './helpers/cli.js';
 import { EVENT_COLUMNS, createTableWithPython, readTable } from './helpers/delta.js';
-import { BROKERS, tempDir, testConfig, uniqueName, writeConfig } from './helpers/env.js';
+import { BROKERS, memberConfig, tempDir, testConfig, uniqueName, writeConfig } from './helpers/env.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -38,22 +38,8 @@ test.serial('[integration] two instances with a 2 MiB cap, the second joining an
   const dir = tempDir();
   const table = join(dir, 'events');
   createTableWithPython(table, EVENT_COLUMNS, ['date_col']);
-  const group = uniqueName('kdr_group');
-  const configFor = (name: string) =>
-    writeConfig(
-      dir,
-      testConfig({
-        topics: [topic],
-        group,
-        tablePath: table,
-        batchInterval: 0.5,
-        extra: {
-          kafka: { max_poll_records: 300, properties: { 'session.timeout.ms': 6000, 'heartbeat.interval.ms': 500 } },
-          buffer: { staging_dir: join(dir, `staging-${name}`), max_memory: '2MiB' },
-        },
-      }),
-      `${name}.yaml`,
-    );
+  const g = { dir, topic, table, group: uniqueName('kdr_group') };
+  const configFor = (name: string) => writeConfig(dir, memberConfig(g, name, { batchInterval: 0.5, maxMemory: '2MiB' }), `${name}.yaml`);
   const total = 40_000;
   const a = startCli(['--config', configFor('a')]);
   await a.waitFor(/partitions assigned/);
@@ -135,18 +121,8 @@ test.serial('[integration] flushes asked for at once under load while a second i
   const dir = tempDir();
   const table = join(dir, 'events');
   createTableWithPython(table, EVENT_COLUMNS, ['date_col']);
-  const group = uniqueName('kdr_group');
-  const raw = (name: string) =>
-    testConfig({
-      topics: [topic],
-      group,
-      tablePath: table,
-      batchInterval: 0.3,
-      extra: {
-        kafka: { max_poll_records: 300, properties: { 'session.timeout.ms': 6000, 'heartbeat.interval.ms': 500 } },
-        buffer: { staging_dir: join(dir, `staging-${name}`), max_memory: '512KiB' },
-      },
-    });
+  const g = { dir, topic, table, group: uniqueName('kdr_group') };
+  const raw = (name: string) => memberConfig(g, name, { batchInterval: 0.3, maxMemory: '512KiB' });
   const total = 20_000;
   const a = new Pipeline(parseConfig(raw('a')));
   await a.start();

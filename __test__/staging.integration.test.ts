@@ -10,7 +10,7 @@ import type { Clock } from '../ts/pipeline/schedule.js';
 import { createTopic, produceMessages, type OutgoingMessage } from '../ts/tools/kafka-admin.js';
 import { runCli, startCli } from './helpers/cli.js';
 import { EVENT_COLUMNS, createTableWithPython, readTable } from './helpers/delta.js';
-import { BROKERS, tempDir, testConfig, uniqueName, writeConfig } from './helpers/env.js';
+import { BROKERS, memberConfig, tempDir, testConfig, uniqueName, writeConfig } from './helpers/env.js';
 
 const DAYS = ['2026-11-21', '2026-11-22'];
 const FILLER_NOTE = 'y'.repeat(300);
@@ -241,22 +241,8 @@ test.serial('[integration] two instances on 6 partitions, one killed mid-run: th
   const dir = tempDir();
   const table = join(dir, 'events');
   createTableWithPython(table, EVENT_COLUMNS, ['date_col']);
-  const group = uniqueName('kdr_group');
-  const configFor = (name: string) =>
-    writeConfig(
-      dir,
-      testConfig({
-        topics: [topic],
-        group,
-        tablePath: table,
-        batchInterval: 0.3,
-        extra: {
-          kafka: { max_poll_records: 300, properties: { 'session.timeout.ms': 6000, 'heartbeat.interval.ms': 500 } },
-          buffer: { staging_dir: join(dir, `staging-${name}`), max_memory: '2MiB' },
-        },
-      }),
-      `${name}.yaml`,
-    );
+  const g = { dir, topic, table, group: uniqueName('kdr_group') };
+  const configFor = (name: string) => writeConfig(dir, memberConfig(g, name, { batchInterval: 0.3, maxMemory: '2MiB' }), `${name}.yaml`);
   const a = startCli(['--config', configFor('a')]);
   await a.waitFor(/partitions assigned/);
   const waves = 10;

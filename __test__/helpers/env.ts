@@ -49,3 +49,29 @@ export function testConfig(options: {
     buffer: { staging_dir: join(tempDir(), 'staging'), ...extra.buffer },
   };
 }
+
+/** What the instances of one consumer group in a test share. */
+export interface GroupFixture {
+  dir: string;
+  topic: string;
+  group: string;
+  table: string;
+}
+
+/**
+ * The config of one instance of a consumer group: its own staging directory, small polls, a
+ * memory cap, and a short session so that a killed member leaves the group within seconds (the
+ * default 45 s only slows takeovers down).
+ */
+export function memberConfig(g: GroupFixture, name: string, options: { batchInterval: number; maxMemory: string }): Record<string, unknown> {
+  return testConfig({
+    topics: [g.topic],
+    group: g.group,
+    tablePath: g.table,
+    batchInterval: options.batchInterval,
+    extra: {
+      kafka: { max_poll_records: 300, properties: { 'session.timeout.ms': 6000, 'heartbeat.interval.ms': 500 } },
+      buffer: { staging_dir: join(g.dir, `staging-${name}`), max_memory: options.maxMemory },
+    },
+  });
+}
