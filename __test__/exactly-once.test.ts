@@ -246,3 +246,20 @@ test('two owners of a partition, one spilling, committing interleaved parts: the
   );
   t.pass();
 });
+
+test('a spilled generation of dead letters only still counts for the rows commit: the positions move past it', async (t) => {
+  const table = newTable();
+  const dead = await DeltaTarget.openDeadLetters(`${table}__dead_letters`);
+  const { target, stage } = await openStage(table, {});
+  stage.assigned([{ topicIndex: 0, partition: 0, nextOffset: 0 }]);
+  await stage.append(pack(range(0, 0, 4)));
+  await target.commitRows(stage.take(), appIds([0]), { maxAttempts: 3 });
+  // A run of bad messages fills a whole spill, then good ones follow.
+  await stage.append(pack(range(0, 5, 9).map((m) => ({ ...m, payload: 'not json' }))));
+  await stage.append(pack(range(0, 10, 19)));
+  const segment = stage.take();
+  t.is(await dead.commitDeadLetters(segment, appIds([0]), 3, target).then((r) => r.rowsWritten), 5);
+  await target.commitRows(segment, appIds([0]), { maxAttempts: 3 });
+  t.deepEqual(sortedIds(table), [...ids(0, 0, 4), ...ids(0, 10, 19)].sort());
+  t.deepEqual(txnVersions(table, ['t:0']), { 't:0': 19 });
+});

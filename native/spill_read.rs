@@ -47,6 +47,9 @@ pub struct SegmentPart {
     pub memory: BTreeMap<Option<EpochDay>, Vec<RecordBatch>>,
     /// What the rows in memory cover.
     pub memory_coverage: Arc<Coverage>,
+    /// What each spilled generation covers, whether or not it has files of this part (a
+    /// generation of dead letters only still covers its offsets for the rows' commit).
+    pub generation_coverages: Vec<Arc<Coverage>>,
 }
 
 impl SegmentPart {
@@ -70,10 +73,12 @@ impl SegmentPart {
 
     fn files_of(data: &SegmentData, rows: bool) -> CoreResult<Self> {
         let mut files = Vec::new();
+        let mut generation_coverages = Vec::with_capacity(data.spilled.len());
         if let Some(staging) = &data.staging {
             let staging = lock(staging)?;
             for generation in &data.spilled {
                 let coverage = Arc::new(generation.coverage());
+                generation_coverages.push(coverage.clone());
                 for file in &generation.files {
                     if file.day.is_some() == rows {
                         files.push(PartFile {
@@ -90,20 +95,13 @@ impl SegmentPart {
             files,
             memory: BTreeMap::new(),
             memory_coverage: Arc::new(data.coverage.clone()),
+            generation_coverages,
         })
     }
 
     /// The coverages of every part (to plan the commit's windows).
     pub fn coverages(&self) -> Vec<&Coverage> {
-        let mut parts: Vec<&Coverage> = Vec::new();
-        for file in &self.files {
-            if !parts
-                .iter()
-                .any(|p| std::ptr::eq(*p, file.coverage.as_ref()))
-            {
-                parts.push(file.coverage.as_ref());
-            }
-        }
+        let mut parts: Vec<&Coverage> = self.generation_coverages.iter().map(Arc::as_ref).collect();
         parts.push(self.memory_coverage.as_ref());
         parts
     }

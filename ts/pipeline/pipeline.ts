@@ -327,14 +327,15 @@ export class Pipeline {
     const flusher = this.#flusher;
     const stage = this.#stage;
     if (!flusher || !stage) return;
-    if (this.#stopRequested) {
-      // Leaving the group at the stop, after the last flush or persist: what is staged stays in
-      // the staging directory for the next start, whose recovery checks it against the table.
+    if (this.#stopRequested || !this.#running) {
+      // Leaving the group at the stop (or after an error), after the last flush or persist: what
+      // is staged stays in the staging directory for the next start, whose recovery checks it
+      // against the table.
       for (const p of parts) this.#recovered.delete(partitionKey(p.topic, p.partition));
       return;
     }
     const lost = parts.map((p) => ({ topicIndex: this.#topicIndex.get(p.topic) ?? 0, partition: p.partition, lastOffset: -1 }));
-    const flushed = this.#running ? flusher.flush() : Promise.resolve(undefined);
+    const flushed = flusher.flush();
     const given = flusher.exclusive(async () => {
       for (const p of parts) this.#recovered.delete(partitionKey(p.topic, p.partition));
       await stage.forgetPartitions(lost);
