@@ -1,0 +1,140 @@
+/**
+ * A second, private Kafka broker for tests that stop and restart it (the shared one on
+ * KAFKA_PORT/9092 serves every other test at the same time and must stay up). It runs
+ * scripts/kafka/kafka.sh with its own KAFKA_HOME_DIR (a temporary folder: config, data, logs,
+ * pid), its own ports, and the shared jars (KAFKA_LIBS_DIR), so nothing is downloaded.
+ */
+import { execFile, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { tempDir } from './env.js';
+
+const KAFKA_SH = fileURLToPath(new URL('../../scripts/kafka/kafka.sh', import.meta.url));
+const REPO = fileURLToPath(new URL('../..', import.meta.url));
+
+/** The jar folder of the shared broker (as scripts/kafka/kafka.sh resolves it). */
+export function sharedKafkaLibs(): string {
+  return process.env.KAFKA_LIBS_DIR ?? join(process.env.KAFKA_HOME_DIR ?? join(REPO, '.kafka'), 'libs');
+}
+
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+/** A port p ≥ `from` such that p and p + 1 (the controller) are both free now. */
+async function freePortPair(from = 19092, to = 39000): Promise<number> {
+  for (let attempt = 0; attempt < 200; attempt += 1) {
+    const p = from + 2 * Math.floor(Math.random() * ((to - from) / 2));
+    if ((await portFree(p)) && (await portFree(p + 1))) return p;
+  }
+  throw new Error(`no free pair of ports in [${from}, ${to})`);
+}
+
+/** Brokers not yet destroyed, stopped synchronously if the process exits without it. */
+const live = new Set<PrivateBroker>();
+process.on('exit', () => {
+  for (const b of live) b.destroySync();
+});
+
+/** A single-node KRaft broker of its own, started and stopped through scripts/kafka/kafka.sh. */
+export class PrivateBroker {
+  readonly bootstrap: string;
+  #destroyed = false;
+
+  private constructor(
+    readonly home: string,
+    readonly port: number,
+  ) {
+    this.bootstrap = `127.0.0.1:${port}`;
+  }
+
+  /** Picks a home and free ports; does not start anything. */
+  static async create(): Promise<PrivateBroker> {
+    const libs = sharedKafkaLibs();
+    if (!existsSync(join(libs, '.complete'))) {
+      throw new Error(`no Kafka jars in ${libs}: run 'bash scripts/kafka/kafka.sh libs' (or scripts/setup.sh) first`);
+    }
+    const broker = new PrivateBroker(tempDir('kdr-broker-'), await freePortPair());
+    live.add(broker);
+    return broker;
+  }
+
+  env(): NodeJS.ProcessEnv {
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      KAFKA_HOME_DIR: this.home,
+      KAFKA_LIBS_DIR: sharedKafkaLibs(),
+      KAFKA_PORT: String(this.port),
+      KAFKA_CONTROLLER_PORT: String(this.port + 1),
+      KAFKA_HEAP_OPTS: process.env.KDR_PRIVATE_BROKER_HEAP ?? '-Xms128m -Xmx512m',
+      KAFKA_STOP_TIMEOUT: '30',
+    };
+    delete env.KAFKA_PURGE;
+    return env;
+  }
+
+  /** Runs a kafka.sh command without blocking the event loop (child output keeps flowing). */
+  #run(args: string[], timeoutMs: number): Promise<string> {
+    return new Promise((resolve, reject) => {
+      execFile('bash', [KAFKA_SH, ...args], { env: this.env(), timeout: timeoutMs, encoding: 'utf8' }, (err, stdout, stderr) => {
+        if (err) reject(new Error(`kafka.sh ${args.join(' ')} failed (home ${this.home}): ${err.message}\n${stdout}\n${stderr}\n${this.logTail()}`));
+        else resolve(`${stdout}${stderr}`);
+      });
+    });
+  }
+
+  /** Starts the broker (formatting its storage the first time) and waits until it answers. */
+  async up(): Promise<string> {
+    if (this.#destroyed) throw new Error('the broker was destroyed');
+    return this.#run(['up'], 240_000);
+  }
+
+  /** Stops the broker (SIGTERM, then SIGKILL after 30 s), keeping its data for the next `up`. */
+  async down(): Promise<string> {
+    return this.#run(['down'], 120_000);
+  }
+
+  /** The broker's pid while it runs. */
+  pid(): number | undefined {
+    const file = join(this.home, 'broker.pid');
+    if (!existsSync(file)) return undefined;
+    const pid = Number(readFileSync(file, 'utf8').trim());
+    return Number.isSafeInteger(pid) && pid > 0 ? pid : undefined;
+  }
+
+  /** The last lines of the broker's logs, for failure messages. */
+  logTail(lines = 30): string {
+    const tail = (name: string) => {
+      const path = join(this.home, name);
+      if (!existsSync(path)) return '';
+      return `--- ${name}\n${readFileSync(path, 'utf8').split('\n').slice(-lines).join('\n')}`;
+    };
+    return `${tail('broker.out')}\n${tail('broker.log')}`;
+  }
+
+  /** Stops the broker and deletes its home. Never throws. */
+  async destroy(): Promise<void> {
+    if (this.#destroyed) return;
+    try {
+      await this.#run(['down', '--purge'], 120_000);
+    } catch {
+      // destroySync below still removes what it can
+    }
+    this.destroySync();
+  }
+
+  /** Synchronous {@link PrivateBroker.destroy}, for process exit. */
+  destroySync(): void {
+    if (this.#destroyed) return;
+    this.#destroyed = true;
+    live.delete(this);
+    spawnSync('bash', [KAFKA_SH, 'down', '--purge'], { env: this.env(), timeout: 60_000, stdio: 'ignore' });
+    rmSync(this.home, { recursive: true, force: true });
+  }
+}
