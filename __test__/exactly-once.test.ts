@@ -8,56 +8,14 @@ import test from 'ava';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { join } from 'node:path';
-import { DeltaTarget, UnsupportedTableError, type Stage } from '../ts/index.js';
-import type { MessageBatch, StagingOptions } from '../ts/stage.js';
+import { DeltaTarget, UnsupportedTableError } from '../ts/index.js';
 import { EVENT_COLUMNS, createTableWithPython, readTable, setPropertyWithPython, txnVersions } from './helpers/delta.js';
 import { tempDir } from './helpers/env.js';
-
-const DAY = '2026-11-23';
-
-/** One message: its partition, offset and JSON payload. */
-interface Msg {
-  partition: number;
-  offset: number;
-  payload: string;
-}
-
-function pack(messages: readonly Msg[]): MessageBatch {
-  const bytes = messages.map((m) => Buffer.from(m.payload));
-  let at = 0;
-  return {
-    payloads: Buffer.concat(bytes),
-    payloadEnds: Uint32Array.from(bytes, (b) => (at += b.length)),
-    topicIndexes: new Uint16Array(messages.length),
-    partitions: Int32Array.from(messages, (m) => m.partition),
-    offsets: Float64Array.from(messages, (m) => m.offset),
-    timestamps: new Float64Array(messages.length).fill(Date.UTC(2026, 10, 23)),
-  };
-}
-
-const event = (id: string, extra: Record<string, unknown> = {}) => JSON.stringify({ id, seq: 1, amount: 1, note: null, date_col: DAY, ...extra });
-
-/** Messages `from..to` of a partition, ids `p<partition>-<offset>`. */
-function range(partition: number, from: number, to: number): Msg[] {
-  return Array.from({ length: to - from + 1 }, (_, i) => ({ partition, offset: from + i, payload: event(`p${partition}-${from + i}`) }));
-}
+import { DAY, event, openStage, pack, range } from './helpers/stage.js';
 
 const ids = (partition: number, from: number, to: number) => range(partition, from, to).map((m) => `p${partition}-${m.offset}`);
 
 const appIds = (partitions: number[]) => partitions.map((p) => ({ topicIndex: 0, partition: p, appId: `t:${p}` }));
-
-async function openStage(table: string, staging?: Partial<StagingOptions>, rejectUnknownFields = false): Promise<{ target: DeltaTarget; stage: Stage }> {
-  const target = await DeltaTarget.open(table);
-  const stage = target.createStage({
-    partitionColumn: 'date_col',
-    daySource: 'column',
-    timezone: 'UTC',
-    rejectUnknownFields,
-    topics: ['events'],
-    staging: staging && { dir: join(tempDir(), 'staging'), maxMemoryBytes: 1, identity: 'test', ...staging },
-  });
-  return { target, stage };
-}
 
 function newTable(): string {
   const table = join(tempDir(), 'events');

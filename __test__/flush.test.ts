@@ -8,39 +8,19 @@ import { join } from 'node:path';
 import { DeltaTarget, PipelineMetrics, silentLogger } from '../ts/index.js';
 import { DeltaDeadLetterSink } from '../ts/dead-letters/delta-sink.js';
 import { Flusher, type FlushSummary } from '../ts/pipeline/flush.js';
-import type { MessageBatch } from '../ts/stage.js';
 import { EVENT_COLUMNS, createTableWithPython, readTable, txnVersions } from './helpers/delta.js';
 import { tempDir } from './helpers/env.js';
+import { openStage, pack, range } from './helpers/stage.js';
 
-function pack(partition: number, from: number, count: number): MessageBatch {
-  const bytes = Array.from({ length: count }, (_, i) =>
-    Buffer.from(JSON.stringify({ id: `p${partition}-${from + i}`, seq: from + i, amount: 1, note: null, date_col: '2026-11-23' })),
-  );
-  let at = 0;
-  return {
-    payloads: Buffer.concat(bytes),
-    payloadEnds: Uint32Array.from(bytes, (b) => (at += b.length)),
-    topicIndexes: new Uint16Array(count),
-    partitions: new Int32Array(count).fill(partition),
-    offsets: Float64Array.from(bytes, (_, i) => from + i),
-    timestamps: new Float64Array(count).fill(Date.UTC(2026, 10, 23)),
-  };
-}
+/** `count` events of a partition from offset `from`, ids `p<partition>-<offset>`. */
+const batch = (partition: number, from: number, count: number) => pack(range(partition, from, from + count - 1));
 
 test('flushes asked for at once by several callers while batches arrive commit one at a time, in order, each row once', async (t) => {
   const table = join(tempDir(), 'events');
   createTableWithPython(table, EVENT_COLUMNS, ['date_col']);
-  const target = await DeltaTarget.open(table);
   const dead = await DeltaTarget.openDeadLetters(`${table}__dead_letters`);
   // Every append spills (the spill files of each flush are released after its commit).
-  const stage = target.createStage({
-    partitionColumn: 'date_col',
-    daySource: 'column',
-    timezone: 'UTC',
-    rejectUnknownFields: false,
-    topics: ['events'],
-    staging: { dir: join(tempDir(), 'staging'), maxMemoryBytes: 1, identity: 'flush-test' },
-  });
+  const { target, stage } = await openStage(table, {});
   stage.assigned([0, 1].map((partition) => ({ topicIndex: 0, partition, nextOffset: 0 })));
   const summaries: FlushSummary[] = [];
   const flusher = new Flusher({
@@ -60,7 +40,7 @@ test('flushes asked for at once by several callers while batches arrive commit o
   const rounds = 25;
   const perBatch = 40;
   for (let round = 0; round < rounds; round += 1) {
-    await stage.append(pack(round % 2, Math.floor(round / 2) * perBatch, perBatch));
+    await stage.append(batch(round % 2, Math.floor(round / 2) * perBatch, perBatch));
     // A library user, the schedule and a revoke, all at once.
     asked.push(flusher.flush(), flusher.flush());
     flusher.requestFlush();

@@ -20,7 +20,7 @@ use crate::decode::{
     utc_millis, DecodeSpec, Messages, Rejection, OFFSET_COLUMN, PARTITION_COLUMN, TOPIC_COLUMN,
 };
 use crate::error::{lock, CoreError, CoreResult};
-use crate::positions::{column, read_txn_versions, CommitWindows, PartitionAppId, PartitionKey};
+use crate::positions::{column, AppIds, CommitWindows, PartitionAppId, PartitionKey};
 use crate::segment::SegmentData;
 use crate::spill_read::{CoveredBatch, SegmentPart};
 
@@ -250,14 +250,8 @@ pub async fn unhandled_dead_letters(
     let batches = tokio::task::spawn_blocking(move || reader.read_by_day()).await??;
     let mut current = lock(&table)?.clone();
     current.update_state().await?;
-    let ids: HashMap<PartitionKey, String> = app_ids
-        .into_iter()
-        .map(|a| ((a.topic_index as u16, a.partition), a.app_id))
-        .collect();
-    let id_list: Vec<String> = ids.values().cloned().collect();
-    let recorded = read_txn_versions(&current, &id_list).await?;
-    let version_of = |k: &PartitionKey| ids.get(k).and_then(|id| recorded.get(id)).copied();
-    let windows = CommitWindows::plan(&part.coverages(), &version_of)?;
+    let recorded = AppIds::new(app_ids).recorded_in(&current).await?;
+    let windows = CommitWindows::plan(&part.coverages(), &|k| recorded.get(k).copied())?;
     let mut records = Vec::new();
     for (coverage, batch) in batches.iter().flatten() {
         if let Some(kept) = windows.select(coverage, batch)? {

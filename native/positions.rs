@@ -75,6 +75,37 @@ pub struct TxnVersion {
     pub version: Option<f64>,
 }
 
+/// The txn application ids of a commit, by topic-partition.
+pub struct AppIds {
+    by_key: HashMap<PartitionKey, String>,
+    list: Vec<String>,
+}
+
+impl AppIds {
+    pub fn new(app_ids: Vec<PartitionAppId>) -> Self {
+        let by_key: HashMap<PartitionKey, String> = app_ids
+            .into_iter()
+            .map(|a| ((a.topic_index as u16, a.partition), a.app_id))
+            .collect();
+        let list = by_key.values().cloned().collect();
+        Self { by_key, list }
+    }
+
+    pub fn of(&self, key: &PartitionKey) -> Option<String> {
+        self.by_key.get(key).cloned()
+    }
+
+    /// The versions a table records for these ids, by topic-partition.
+    pub async fn recorded_in(&self, table: &DeltaTable) -> CoreResult<HashMap<PartitionKey, i64>> {
+        let versions = read_txn_versions(table, &self.list).await?;
+        Ok(self
+            .by_key
+            .iter()
+            .filter_map(|(key, id)| versions.get(id).map(|&v| (*key, v)))
+            .collect())
+    }
+}
+
 /// A topic-partition: the topic's index in the stage's topic list and the partition id.
 pub type PartitionKey = (u16, i32);
 
@@ -127,10 +158,6 @@ impl Coverage {
 
     pub fn is_empty(&self) -> bool {
         self.ranges.is_empty()
-    }
-
-    pub fn get(&self, key: &PartitionKey) -> Option<&PartitionRange> {
-        self.ranges.get(key)
     }
 
     pub fn covers(&self, key: &PartitionKey, offset: i64) -> bool {
@@ -444,11 +471,16 @@ pub async fn record_starts(
                 return Ok(written);
             }
             Err(err) if is_conflict(&err) && attempt < max_attempts.max(1) => {
-                tokio::time::sleep(std::time::Duration::from_millis(50 << attempt.min(6))).await;
+                tokio::time::sleep(backoff(attempt)).await;
             }
             Err(err) => return Err(err.into()),
         }
     }
+}
+
+/// How long to wait before another commit attempt.
+pub fn backoff(attempt: u32) -> std::time::Duration {
+    std::time::Duration::from_millis(50u64.saturating_mul(1 << attempt.min(6)))
 }
 
 pub fn is_conflict(err: &DeltaTableError) -> bool {

@@ -2,7 +2,6 @@
 //! txn action per topic-partition, in one Delta transaction, so the log holds data and Kafka
 //! positions together or neither.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -20,8 +19,8 @@ use crate::dedup::{dedup, DedupOptions, DedupSpec, DedupStrategy};
 use crate::error::{lock, CoreError, CoreResult};
 use crate::merge::{merge_rows, MergeSpec, MergeStats};
 use crate::positions::{
-    check_positions_kept, commit_positions_only, is_conflict, read_txn_versions, CommitWindows,
-    PartitionAppId, PartitionKey,
+    backoff, check_positions_kept, commit_positions_only, is_conflict, AppIds, CommitWindows,
+    PartitionAppId,
 };
 use crate::segment::SegmentData;
 use crate::spill_read::{CoveredBatch, SegmentPart};
@@ -84,8 +83,7 @@ pub enum CommitPart {
 struct Prepared {
     part: CommitPart,
     source: Arc<SegmentPart>,
-    ids: HashMap<PartitionKey, String>,
-    id_list: Vec<String>,
+    ids: AppIds,
     dedup_spec: Option<DedupSpec>,
     merge_spec: Option<MergeSpec>,
     /// Plain appends of spilled rows stream from disk; everything else is read into memory once.
@@ -168,11 +166,7 @@ async fn prepare(
         }
         CommitPart::DeadLetters => (None, None),
     };
-    let ids: HashMap<PartitionKey, String> = app_ids
-        .into_iter()
-        .map(|a| ((a.topic_index as u16, a.partition), a.app_id))
-        .collect();
-    let id_list: Vec<String> = ids.values().cloned().collect();
+    let ids = AppIds::new(app_ids);
     let consolidates =
         merge_spec.is_some() || dedup_spec.as_ref().is_some_and(|d| !d.keys.is_empty());
     let streaming = matches!(options.part, CommitPart::Rows) && source.has_files() && !consolidates;
@@ -186,7 +180,6 @@ async fn prepare(
         part: options.part,
         source,
         ids,
-        id_list,
         dedup_spec,
         merge_spec,
         streaming,
@@ -205,21 +198,18 @@ async fn attempt_commit(
     current.update_state().await?;
     // The table's properties can change under a running pipeline: checked on every attempt.
     check_positions_kept(&current)?;
-    let own = read_txn_versions(&current, &prepared.id_list).await?;
+    let ids = &prepared.ids;
+    let own = ids.recorded_in(&current).await?;
     let handled = match &tables.positions {
         Some(rows_table) => {
             let mut rows_table = lock(rows_table)?.clone();
             rows_table.update_state().await?;
-            read_txn_versions(&rows_table, &prepared.id_list).await?
+            ids.recorded_in(&rows_table).await?
         }
         None => own.clone(),
     };
-    let ids = &prepared.ids;
-    let version_of = |versions: &HashMap<String, i64>, key: &PartitionKey| {
-        ids.get(key).and_then(|id| versions.get(id)).copied()
-    };
-    let windows = CommitWindows::plan(&prepared.source.coverages(), &|k| version_of(&handled, k))?;
-    let txns = windows.transactions(&|k| version_of(&own, k), &|k| ids.get(k).cloned())?;
+    let windows = CommitWindows::plan(&prepared.source.coverages(), &|k| handled.get(k).copied())?;
+    let txns = windows.transactions(&|k| own.get(k).copied(), &|k| ids.of(k))?;
     let total_rows = prepared.source.total_rows();
     let skipped = |attempts: u32| CommitResult {
         version: None,
@@ -239,11 +229,7 @@ async fn attempt_commit(
         CommitPart::DeadLetters => {
             // Dead letters the rows' table has not handled; those a crashed earlier flush may
             // already have written here (up to this table's own positions) are looked up.
-            let own_versions: HashMap<PartitionKey, i64> = ids
-                .keys()
-                .filter_map(|k| version_of(&own, k).map(|v| (*k, v)))
-                .collect();
-            let present = present_dead_letters(&current, &windows, &own_versions).await?;
+            let present = present_dead_letters(&current, &windows, &own).await?;
             let fresh = fresh_dead_letters(&prepared.days, &windows, &present)?;
             if fresh.is_empty() && txns.is_empty() {
                 *lock(&tables.target)? = current;
@@ -357,16 +343,12 @@ async fn write_rows(
     let fresh_rows: usize = fresh_days.iter().flatten().map(RecordBatch::num_rows).sum();
     let (fresh, deduplicated) = consolidate(fresh_days, dedup_spec).await?;
     let rows: usize = fresh.iter().map(RecordBatch::num_rows).sum();
-    let outcome = if fresh.is_empty() {
-        commit_positions_only(current, properties)
+    let outcome = match merge_spec {
+        Some(spec) if !fresh.is_empty() => merge_rows(current, fresh, spec, properties)
             .await
-            .map(|t| (t, None))
-    } else if let Some(spec) = merge_spec {
-        merge_rows(current, fresh, spec, properties)
-            .await
-            .map(|(t, stats)| (t, Some(stats)))
-    } else {
-        append_rows(current, fresh, properties).await.outcome
+            .map(|(t, stats)| (t, Some(stats))),
+        // Appended, or with nothing fresh only the positions recorded.
+        _ => append_rows(current, fresh, properties).await.outcome,
     };
     Ok(Attempt {
         outcome,
@@ -441,8 +423,4 @@ async fn consolidate(
         })?
     })
     .await?
-}
-
-fn backoff(attempt: u32) -> Duration {
-    Duration::from_millis(50u64.saturating_mul(1 << attempt.min(6)))
 }

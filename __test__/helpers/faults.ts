@@ -6,7 +6,7 @@
  */
 import Kafka from 'node-rdkafka';
 import type { DeliveryReport, LibrdKafkaError } from 'node-rdkafka';
-import type { OutgoingMessage } from '../../ts/tools/kafka-admin.js';
+import { connectProducer, type OutgoingMessage } from '../../ts/tools/kafka-admin.js';
 import { startCli, type RunningCli } from './cli.js';
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -103,19 +103,7 @@ export class TrackedProducer {
   }
 
   static async connect(brokers: string): Promise<TrackedProducer> {
-    const producer = new Kafka.Producer({
-      'bootstrap.servers': brokers,
-      'linger.ms': 5,
-      'batch.num.messages': 10000,
-      'queue.buffering.max.messages': 200000,
-      'compression.type': 'lz4',
-      'enable.idempotence': true,
-      dr_cb: true,
-    });
-    await new Promise<void>((resolve, reject) => {
-      producer.connect({ timeout: 30_000 }, (err) => (err ? reject(new Error(`producer cannot connect to ${brokers}: ${err.message}`)) : resolve()));
-    });
-    return new TrackedProducer(producer);
+    return new TrackedProducer(await connectProducer(brokers));
   }
 
   /** Queues a message; resolves once the broker acknowledged it. */

@@ -48,8 +48,8 @@ export interface OutgoingMessage {
   headers?: Record<string, string>;
 }
 
-/** Produces messages and waits until the broker acknowledged all of them. */
-export async function produceMessages(brokers: string, topic: string, messages: Iterable<OutgoingMessage>): Promise<number> {
+/** A connected producer for sample data and tests: batched, compressed, idempotent, with delivery reports. */
+export async function connectProducer(brokers: string): Promise<Kafka.Producer> {
   const producer = new Kafka.Producer({
     'bootstrap.servers': brokers,
     'linger.ms': 5,
@@ -60,8 +60,14 @@ export async function produceMessages(brokers: string, topic: string, messages: 
     dr_cb: true,
   });
   await new Promise<void>((resolve, reject) => {
-    producer.connect({ timeout: 30_000 }, (err) => (err ? reject(err) : resolve()));
+    producer.connect({ timeout: 30_000 }, (err) => (err ? reject(new Error(`producer cannot connect to ${brokers}: ${err.message}`)) : resolve()));
   });
+  return producer;
+}
+
+/** Produces messages and waits until the broker acknowledged all of them. */
+export async function produceMessages(brokers: string, topic: string, messages: Iterable<OutgoingMessage>): Promise<number> {
+  const producer = await connectProducer(brokers);
   let sent = 0;
   let acked = 0;
   let failure: Error | undefined;
