@@ -62,6 +62,9 @@ test('[integration] Pipeline events, run summary and served metrics match what w
     t.is(value('kafka_delta_native_step_rows_total{step="decode"}'), 202);
     t.is(value('kafka_delta_native_step_rows_total{step="write"}'), 200);
     t.is(value('kafka_delta_native_step_calls_total{step="dedup"}'), 0);
+    // The last flush wrote its 200 rows in memory (no spill): done, and idle again.
+    t.is(value('kafka_delta_flush_phase{phase="idle"}'), 1);
+    t.is(value('kafka_delta_flush_phase{phase="commit"}'), 0);
     t.true(value('kafka_delta_native_step_seconds_total{step="decode"}') > 0);
     t.is(value(`kafka_delta_records_deduplicated_total{table="${pipeline.target?.uri}"}`), 0);
     t.is((await fetch(`${base}/healthz`)).status, 200);

@@ -106,7 +106,7 @@ test.serial('[integration] a 4 MiB memory cap spills to disk, keeps peak RSS und
   t.is(await cli.exited, 0, cli.output().slice(-3000));
   t.true(spillFiles > 0, 'spill files appeared while consuming');
   // The spill is logged by the native core; its records reach the CLI's logger at their level.
-  const spills = cli.output().split('\n').filter((l) => /"level":"debug","msg":"staged rows spilled to disk".*"source":"native","target":"kafka_delta_rust::stage"/.test(l)).length;
+  const spills = cli.output().split('\n').filter((l) => /"level":"debug","msg":"staged rows spilled to disk".*"source":"native","target":"kafka_delta_rust::segment"/.test(l)).length;
   t.true(spills >= 10, `200k rows over a 4 MiB cap spill many times (${spills})`);
   t.is(arrowFilesUnder(capped.staging), 0, 'spill files are removed after the commit');
 

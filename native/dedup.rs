@@ -5,25 +5,21 @@
 
 use std::cmp::Ordering;
 use std::io::Cursor;
-use std::ops::Range;
 
 use ahash::RandomState;
 use deltalake::arrow::array::{
-    make_comparator, Array, ArrayRef, DynComparator, LargeStringArray, RecordBatch, StringArray,
-    StringViewArray, UInt32Array,
+    make_comparator, Array, ArrayRef, DynComparator, RecordBatch, UInt32Array,
 };
-use deltalake::arrow::buffer::NullBuffer;
 use deltalake::arrow::compute::{concat_batches, take, take_record_batch, SortOptions};
-use deltalake::arrow::datatypes::DataType;
 use deltalake::arrow::ipc::reader::StreamReader;
 use deltalake::arrow::ipc::writer::StreamWriter;
-use deltalake::arrow::row::{RowConverter, Rows, SortField};
 use hashbrown::HashTable;
 use napi::bindgen_prelude::Buffer;
 use napi_derive::napi;
 use rayon::prelude::*;
 
 use crate::error::{CoreError, CoreResult};
+use crate::keys::{KeyBytes, MIN_CHUNK};
 
 /// Which record a key keeps when several share it.
 #[napi(string_enum)]
@@ -58,7 +54,6 @@ pub struct Deduplicated {
     pub removed: usize,
 }
 
-const MIN_CHUNK: usize = 16 * 1024;
 const HASH_SEEDS: [u64; 4] = [
     0x243f_6a88_85a3_08d3,
     0x1319_8a2e_0370_7344,
@@ -156,113 +151,6 @@ pub fn dedup(batch: &RecordBatch, spec: &DedupSpec) -> CoreResult<Deduplicated> 
         removed: n - output.num_rows(),
         batch: output,
     })
-}
-
-/// The bytes that identify each row's key: read straight from a single string or fixed-width
-/// column, or from Arrow's row format (converted column-wise, one buffer per chunk) for
-/// composite keys and other types.
-struct KeyBytes {
-    access: KeyAccess,
-    /// Rows with a null in any key column; they are never grouped.
-    nulls: Option<NullBuffer>,
-}
-
-enum KeyAccess {
-    Utf8(StringArray),
-    LargeUtf8(LargeStringArray),
-    Utf8View(StringViewArray),
-    /// Little-endian value bytes of a primitive column.
-    Fixed {
-        values: deltalake::arrow::buffer::Buffer,
-        width: usize,
-    },
-    Rows {
-        chunks: Vec<Rows>,
-        chunk_len: usize,
-    },
-}
-
-impl KeyBytes {
-    fn new(keys: &[ArrayRef], n: usize) -> CoreResult<Self> {
-        let nulls = keys
-            .iter()
-            .fold(None, |acc: Option<NullBuffer>, k| {
-                NullBuffer::union(acc.as_ref(), k.logical_nulls().as_ref())
-            })
-            .filter(|nulls| nulls.null_count() > 0);
-        let single = match keys {
-            [only] => Self::single(only),
-            _ => None,
-        };
-        let access = match single {
-            Some(access) => access,
-            None => Self::rows(keys, n)?,
-        };
-        Ok(Self { access, nulls })
-    }
-
-    fn single(key: &ArrayRef) -> Option<KeyAccess> {
-        let any = key.as_any();
-        match key.data_type() {
-            DataType::Utf8 => any
-                .downcast_ref::<StringArray>()
-                .cloned()
-                .map(KeyAccess::Utf8),
-            DataType::LargeUtf8 => any
-                .downcast_ref::<LargeStringArray>()
-                .cloned()
-                .map(KeyAccess::LargeUtf8),
-            DataType::Utf8View => any
-                .downcast_ref::<StringViewArray>()
-                .cloned()
-                .map(KeyAccess::Utf8View),
-            t if t.is_primitive() => {
-                let width = t.primitive_width()?;
-                let data = key.to_data();
-                let values = data.buffers().first()?.slice(data.offset() * width);
-                Some(KeyAccess::Fixed { values, width })
-            }
-            _ => None,
-        }
-    }
-
-    fn rows(keys: &[ArrayRef], n: usize) -> CoreResult<KeyAccess> {
-        let threads = rayon::current_num_threads().max(1);
-        let chunk_len = n.div_ceil(threads * 4).max(MIN_CHUNK);
-        let fields: Vec<SortField> = keys
-            .iter()
-            .map(|k| SortField::new(k.data_type().clone()))
-            .collect();
-        let ranges: Vec<Range<usize>> = (0..n)
-            .step_by(chunk_len)
-            .map(|s| s..(s + chunk_len).min(n))
-            .collect();
-        let chunks = ranges
-            .into_par_iter()
-            .map(|range| {
-                let sliced: Vec<ArrayRef> = keys
-                    .iter()
-                    .map(|k| k.slice(range.start, range.len()))
-                    .collect();
-                RowConverter::new(fields.clone())?.convert_columns(&sliced)
-            })
-            .collect::<Result<Vec<Rows>, _>>()?;
-        Ok(KeyAccess::Rows { chunks, chunk_len })
-    }
-
-    fn bytes(&self, row: usize) -> &[u8] {
-        match &self.access {
-            KeyAccess::Utf8(a) => a.value(row).as_bytes(),
-            KeyAccess::LargeUtf8(a) => a.value(row).as_bytes(),
-            KeyAccess::Utf8View(a) => a.value(row).as_bytes(),
-            KeyAccess::Fixed { values, width } => {
-                &values.as_slice()[row * width..(row + 1) * width]
-            }
-            KeyAccess::Rows { chunks, chunk_len } => {
-                chunks[row / chunk_len].row(row % chunk_len).data()
-            }
-        }
-    }
 }
 
 /// Picks the bucket from middle bits of the hash: the hash table inside a bucket uses the low

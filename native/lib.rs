@@ -3,6 +3,8 @@
 //! and commits them to Delta Lake with the Kafka positions they cover. It knows nothing of Kafka
 //! clients: it sees bytes, offsets and partitions.
 
+mod buckets;
+mod consolidate;
 mod create;
 mod day;
 mod dead_letters;
@@ -10,7 +12,9 @@ mod decode;
 mod dedup;
 mod error;
 mod json;
+mod keys;
 mod logging;
+mod memory;
 mod merge;
 mod messages;
 mod metrics;
@@ -19,6 +23,7 @@ mod segment;
 mod spill;
 mod spill_read;
 mod stage;
+mod staged_source;
 mod table;
 mod threads;
 mod write;

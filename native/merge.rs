@@ -2,12 +2,14 @@
 //! day partitions present in the batch so only those are scanned and rewritten.
 
 use std::ops::Not;
+use std::sync::Arc;
 
-use deltalake::arrow::array::RecordBatch;
+use deltalake::datafusion::catalog::Session;
 use deltalake::datafusion::common::ScalarValue;
-use deltalake::datafusion::prelude::{coalesce, lit, Column, Expr, SessionContext};
+use deltalake::datafusion::prelude::{coalesce, lit, Column, DataFrame, Expr, SessionContext};
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::operations::merge::MergeMetrics;
+use deltalake::parquet::file::properties::WriterProperties;
 use deltalake::{DeltaTable, DeltaTableError};
 use napi_derive::napi;
 
@@ -94,29 +96,29 @@ fn target(name: &str) -> Expr {
     Expr::Column(Column::new(Some(TARGET), name))
 }
 
-/// Merges `day_batches` (one consolidated batch per day, table columns only) into `table` in one
-/// commit carrying `properties`.
+/// Merges `rows` (consolidated: one row per key and day, table columns only) into `table` in
+/// one commit carrying `properties`. `days`: the partition values the rows hold. The rows are
+/// read once, as a stream (see `staged_source.rs` for how the join keeps them off its build
+/// side).
 pub async fn merge_rows(
     table: &DeltaTable,
-    day_batches: Vec<RecordBatch>,
+    mut rows: DataFrame,
+    days: Vec<ScalarValue>,
     spec: &MergeSpec,
     properties: CommitProperties,
+    writer: &WriterProperties,
+    session: Arc<dyn Session>,
 ) -> Result<(DeltaTable, MergeStats), DeltaTableError> {
-    let Some(schema) = day_batches.first().map(RecordBatch::schema) else {
-        return Err(DeltaTableError::Generic("nothing to merge".into()));
-    };
-    let partition_index = schema.index_of(&spec.partition_column)?;
-    let mut days: Vec<Expr> = Vec::with_capacity(day_batches.len());
-    for batch in day_batches.iter().filter(|b| b.num_rows() > 0) {
-        let day = ScalarValue::try_from_array(batch.column(partition_index), 0)?;
-        days.push(lit(day));
-    }
-
-    let ctx = SessionContext::new();
-    let mut rows = ctx.read_batches(day_batches)?;
+    let columns: Vec<String> = rows
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let days: Vec<Expr> = days.into_iter().map(lit).collect();
     let deleting = match &spec.delete_when {
         Some(sql) => {
-            let condition = ctx.parse_sql_expr(sql, rows.schema())?;
+            let condition = SessionContext::new().parse_sql_expr(sql, rows.schema())?;
             rows = rows.with_column(DELETE_FLAG, coalesce(vec![condition, lit(false)]))?;
             true
         }
@@ -132,7 +134,6 @@ pub async fn merge_rows(
         predicate = predicate.and(target(key).eq(source(key)));
     }
 
-    let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
     let updated: Vec<&String> = columns
         .iter()
         .filter(|c| c.as_str() != partition && !spec.keys.contains(c))
@@ -149,6 +150,9 @@ pub async fn merge_rows(
         .merge(rows, predicate)
         .with_source_alias(SOURCE)
         .with_target_alias(TARGET)
+        .with_streaming(true)
+        .with_session_state(session)
+        .with_writer_properties(writer.clone())
         .with_commit_properties(properties);
     if deleting {
         let condition = with_guard(Some(source(DELETE_FLAG))).unwrap_or(lit(true));

@@ -109,6 +109,49 @@ impl SegmentData {
         Ok(())
     }
 
+    /// Moves the rows in memory (and dead letters) into a new durable generation, listed
+    /// after generation `after` when given (else last).
+    pub fn spill_into(&mut self, staging: &mut Staging, after: Option<u64>) -> CoreResult<()> {
+        let started = std::time::Instant::now();
+        let by_day: Vec<(EpochDay, Vec<RecordBatch>)> =
+            std::mem::take(&mut self.by_day).into_iter().collect();
+        let dead_letters = std::mem::take(&mut self.dead_letters);
+        let ranges = self.coverage.ranges();
+        self.coverage.clear();
+        let rows = self.rows;
+        let generation = staging.spill_after(after, by_day, dead_letters, ranges)?;
+        crate::memory::release_free_memory();
+        tracing::debug!(
+            generation = generation.id,
+            rows,
+            bytes = generation.bytes(),
+            ms = started.elapsed().as_millis() as u64,
+            "staged rows spilled to disk"
+        );
+        self.rows = 0;
+        self.bytes = 0;
+        self.spilled.push(generation);
+        Ok(())
+    }
+
+    /// Before a consolidating flush of a segment that spilled: its rows still in memory are
+    /// spilled too (in buckets), so the flush holds one unit of rows at a time instead of
+    /// these beside it. Returns whether anything was written.
+    pub fn spill_before_flush(&mut self) -> CoreResult<bool> {
+        let Some(staging) = self.staging.clone() else {
+            return Ok(false);
+        };
+        let Some(last) = self.spilled.last().map(|g| g.id) else {
+            return Ok(false);
+        };
+        if self.by_day.is_empty() && self.dead_letters.is_empty() {
+            return Ok(false);
+        }
+        let mut staging = lock(&staging)?;
+        self.spill_into(&mut staging, Some(last))?;
+        Ok(true)
+    }
+
     fn recount(&mut self) {
         let batches = self.by_day.values().flatten();
         self.rows = batches.clone().map(RecordBatch::num_rows).sum();

@@ -23,6 +23,7 @@ use deltalake::arrow::ipc::reader::FileReader;
 use deltalake::arrow::ipc::writer::FileWriter;
 use serde::{Deserialize, Serialize};
 
+use crate::buckets::{BucketIndex, Bucketing, HASH_SCHEME, INDEX_KEY};
 use crate::day::EpochDay;
 use crate::error::{CoreError, CoreResult};
 use crate::positions::{Coverage, PartitionKey, PartitionRange};
@@ -86,6 +87,8 @@ struct Manifest {
 pub struct Staging {
     pub dir: PathBuf,
     pub max_memory_bytes: usize,
+    /// With a consolidation key, day files are written in buckets of it.
+    pub bucketing: Option<Bucketing>,
     identity: String,
     topics: Vec<String>,
     generations: Vec<Generation>,
@@ -115,6 +118,7 @@ impl Staging {
         identity: String,
         topics: Vec<String>,
         max_memory_bytes: usize,
+        bucket_keys: Vec<String>,
     ) -> CoreResult<Self> {
         fs::create_dir_all(dir).map_err(|e| staging_error(dir, "cannot create", e))?;
         let lock = OpenOptions::new()
@@ -133,6 +137,7 @@ impl Staging {
         let mut staging = Self {
             dir: dir.to_path_buf(),
             max_memory_bytes,
+            bucketing: Bucketing::new(bucket_keys, max_memory_bytes),
             identity,
             topics,
             generations: Vec::new(),
@@ -257,9 +262,23 @@ impl Staging {
         None
     }
 
-    /// Writes the staged rows (by day) and dead letters as a new generation covering `ranges`.
+    /// Writes the staged rows (by day) and dead letters as a new generation covering `ranges`,
+    /// listed after every generation so far.
     pub fn spill(
         &mut self,
+        by_day: Vec<(EpochDay, Vec<RecordBatch>)>,
+        dead_letters: Vec<RecordBatch>,
+        ranges: Vec<PartitionRange>,
+    ) -> CoreResult<Generation> {
+        self.spill_after(None, by_day, dead_letters, ranges)
+    }
+
+    /// Like `spill`, but listed right after generation `after` (when given): the rows a flush
+    /// still held in memory come before what the stage spilled since, so recovery finds every
+    /// partition's generations in the order they were read.
+    pub fn spill_after(
+        &mut self,
+        after: Option<u64>,
         by_day: Vec<(EpochDay, Vec<RecordBatch>)>,
         dead_letters: Vec<RecordBatch>,
         ranges: Vec<PartitionRange>,
@@ -280,7 +299,10 @@ impl Staging {
         }
         sync_dir(&self.dir)?;
         let generation = Generation { id, ranges, files };
-        self.generations.push(generation.clone());
+        let position = after
+            .and_then(|a| self.generations.iter().position(|g| g.id == a))
+            .map_or(self.generations.len(), |p| p + 1);
+        self.generations.insert(position, generation.clone());
         self.write_manifest()?;
         Ok(generation)
     }
@@ -298,15 +320,33 @@ impl Staging {
             .ok_or_else(|| CoreError::Internal("spilling an empty day".into()))?;
         let file = File::create(&path).map_err(|e| staging_error(&path, "cannot create", e))?;
         let mut writer = FileWriter::try_new(BufWriter::new(Checksummed::new(file)), &schema)?;
-        let mut rows = 0u64;
-        for batch in batches {
-            let mut offset = 0;
-            while offset < batch.num_rows() {
-                let len = ROWS_PER_BATCH.min(batch.num_rows() - offset);
-                writer.write(&batch.slice(offset, len))?;
-                offset += len;
+        let mut runs = RunWriter::default();
+        match (&self.bucketing, day) {
+            (Some(bucketing), Some(_)) => {
+                let mut index = BucketIndex {
+                    scheme: HASH_SCHEME,
+                    keys: bucketing.keys.clone(),
+                    level: bucketing.level,
+                    batch_ends: Vec::with_capacity(bucketing.count() as usize),
+                    rows: Vec::with_capacity(bucketing.count() as usize),
+                };
+                for bucket in bucketing.split(batches)? {
+                    let rows = match &bucket {
+                        Some(batch) => runs.write(&mut writer, batch)?,
+                        None => 0,
+                    };
+                    index.batch_ends.push(runs.batches);
+                    index.rows.push(rows);
+                }
+                let footer = serde_json::to_string(&index)
+                    .map_err(|e| CoreError::Internal(format!("bucket index: {e}")))?;
+                writer.write_metadata(INDEX_KEY, footer);
             }
-            rows += batch.num_rows() as u64;
+            _ => {
+                for batch in batches {
+                    runs.write(&mut writer, batch)?;
+                }
+            }
         }
         writer.finish()?;
         let written = writer
@@ -319,7 +359,7 @@ impl Staging {
         Ok(SpillFile {
             name: name.to_string(),
             day,
-            rows,
+            rows: runs.rows,
             bytes,
             crc32,
         })
@@ -423,6 +463,31 @@ impl Staging {
             remove_if_present(&entry.path())?;
         }
         Ok(())
+    }
+}
+
+/// Writes rows as record batches of at most `ROWS_PER_BATCH`, counting both.
+#[derive(Default)]
+struct RunWriter {
+    batches: u32,
+    rows: u64,
+}
+
+impl RunWriter {
+    fn write<W: Write>(
+        &mut self,
+        writer: &mut FileWriter<W>,
+        batch: &RecordBatch,
+    ) -> CoreResult<u64> {
+        let mut offset = 0;
+        while offset < batch.num_rows() {
+            let len = ROWS_PER_BATCH.min(batch.num_rows() - offset);
+            writer.write(&batch.slice(offset, len))?;
+            offset += len;
+            self.batches += 1;
+        }
+        self.rows += batch.num_rows() as u64;
+        Ok(batch.num_rows() as u64)
     }
 }
 

@@ -2,8 +2,8 @@
 //! the rows still in memory, each with the coverage of the part it comes from, so the commit
 //! can keep exactly the rows its windows allow (`positions.rs`). Appends without consolidation
 //! stream them into the Delta writer batch by batch, so a flush of a whole day does not need the
-//! day in memory; consolidation and MERGE need every row of a day at once and read them into
-//! memory.
+//! day in memory; consolidation and MERGE read them a unit of key buckets at a time
+//! (`consolidate.rs`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -13,6 +13,7 @@ use std::sync::Arc;
 use deltalake::arrow::array::RecordBatch;
 use deltalake::arrow::datatypes::SchemaRef;
 use deltalake::datafusion::catalog::streaming::StreamingTable;
+use deltalake::datafusion::common::ScalarValue;
 use deltalake::datafusion::datasource::provider_as_source;
 use deltalake::datafusion::error::DataFusionError;
 use deltalake::datafusion::execution::{SendableRecordBatchStream, TaskContext};
@@ -32,6 +33,7 @@ pub struct PartFile {
     pub day: Option<EpochDay>,
     pub path: PathBuf,
     pub rows: u64,
+    pub bytes: u64,
     /// What its generation covers.
     pub coverage: Arc<Coverage>,
 }
@@ -85,6 +87,7 @@ impl SegmentPart {
                             day: file.day,
                             path: staging.path_of(file),
                             rows: file.rows,
+                            bytes: file.bytes,
                             coverage: coverage.clone(),
                         });
                     }
@@ -121,6 +124,77 @@ impl SegmentPart {
         !self.files.is_empty()
     }
 
+    /// The days the part holds rows of (for dead letters, `None`), ascending.
+    pub fn days(&self) -> Vec<Option<EpochDay>> {
+        let mut days: Vec<Option<EpochDay>> = self.files.iter().map(|f| f.day).collect();
+        days.extend(
+            self.memory
+                .iter()
+                .filter(|(_, b)| b.iter().any(|b| b.num_rows() > 0))
+                .map(|(d, _)| *d),
+        );
+        days.sort_unstable();
+        days.dedup();
+        days
+    }
+
+    /// Approximate Arrow bytes of every row (spilled files count their size on disk).
+    pub fn total_bytes(&self) -> usize {
+        let on_disk: u64 = self.files.iter().map(|f| f.bytes).sum();
+        let in_memory: usize = self
+            .memory
+            .values()
+            .flatten()
+            .map(RecordBatch::get_array_memory_size)
+            .sum();
+        on_disk as usize + in_memory
+    }
+
+    /// The table's columns: the staged schema without the internal position columns.
+    pub fn table_schema(&self) -> CoreResult<SchemaRef> {
+        let staged_schema = self.staged_schema()?;
+        let fields = staged_schema.fields();
+        Ok(Arc::new(deltalake::arrow::datatypes::Schema::new(
+            fields[..fields.len() - 3].to_vec(),
+        )))
+    }
+
+    /// The value of `column` for each day of the part (from its first row), for a MERGE's
+    /// partition filter.
+    pub fn day_values(&self, column: &str) -> CoreResult<Vec<ScalarValue>> {
+        let mut values = Vec::new();
+        for day in self.days() {
+            let in_memory = self
+                .memory
+                .get(&day)
+                .into_iter()
+                .flatten()
+                .find(|b| b.num_rows() > 0)
+                .cloned();
+            let first = match in_memory {
+                Some(batch) => Some(batch),
+                None => self.first_spilled(day)?,
+            };
+            if let Some(batch) = first {
+                let index = batch.schema().index_of(column)?;
+                values.push(ScalarValue::try_from_array(batch.column(index), 0)?);
+            }
+        }
+        Ok(values)
+    }
+
+    fn first_spilled(&self, day: Option<EpochDay>) -> CoreResult<Option<RecordBatch>> {
+        for file in self.files.iter().filter(|f| f.day == day && f.rows > 0) {
+            for batch in read_batches(&file.path)? {
+                let batch = batch?;
+                if batch.num_rows() > 0 {
+                    return Ok(Some(batch));
+                }
+            }
+        }
+        Ok(None)
+    }
+
     /// Every row, grouped by day (spilled rows of a day before its rows in memory).
     pub fn read_by_day(&self) -> CoreResult<Vec<Vec<CoveredBatch>>> {
         let mut by_day: BTreeMap<Option<EpochDay>, Vec<CoveredBatch>> = BTreeMap::new();
@@ -147,11 +221,7 @@ impl SegmentPart {
         windows: Arc<CommitWindows>,
         written: Arc<AtomicUsize>,
     ) -> CoreResult<LogicalPlan> {
-        let staged_schema = self.staged_schema()?;
-        let fields = staged_schema.fields();
-        let schema: SchemaRef = Arc::new(deltalake::arrow::datatypes::Schema::new(
-            fields[..fields.len() - 3].to_vec(),
-        ));
+        let schema = self.table_schema()?;
         let source = SpilledRows {
             schema: schema.clone(),
             files: self

@@ -165,7 +165,7 @@ impl Stage {
                 return Ok(false);
             }
             let mut staging = lock(&staging)?;
-            spill(&mut state.segment, &mut staging)?;
+            state.segment.spill_into(&mut staging, None)?;
             Ok(true)
         })
         .await
@@ -365,7 +365,7 @@ fn append_blocking(
             .map(RecordBatch::get_array_memory_size)
             .sum();
         if segment.bytes + dead_bytes > staging.max_memory_bytes {
-            spill(segment, &mut staging)?;
+            segment.spill_into(&mut staging, None)?;
             spilled = true;
         }
         spilled_bytes = staging.disk_bytes();
@@ -401,29 +401,6 @@ fn drop_partitions(
         None => None,
     };
     Ok((kept, dead))
-}
-
-/// Moves the rows in memory (and dead letters) into a new durable generation.
-fn spill(segment: &mut SegmentData, staging: &mut Staging) -> CoreResult<()> {
-    let started = std::time::Instant::now();
-    let by_day: Vec<(EpochDay, Vec<RecordBatch>)> =
-        std::mem::take(&mut segment.by_day).into_iter().collect();
-    let dead_letters = std::mem::take(&mut segment.dead_letters);
-    let ranges = segment.coverage.ranges();
-    segment.coverage.clear();
-    let rows = segment.rows;
-    let generation = staging.spill(by_day, dead_letters, ranges)?;
-    tracing::debug!(
-        generation = generation.id,
-        rows,
-        bytes = generation.bytes(),
-        ms = started.elapsed().as_millis() as u64,
-        "staged rows spilled to disk"
-    );
-    segment.rows = 0;
-    segment.bytes = 0;
-    segment.spilled.push(generation);
-    Ok(())
 }
 
 fn recover_blocking(

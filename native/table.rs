@@ -82,6 +82,9 @@ pub struct StagingOptions {
     /// Who writes it (consumer group and table): staging written by another pipeline is
     /// never used.
     pub identity: String,
+    /// The key rows are consolidated on at the flush (dedup or MERGE keys): spilled rows are
+    /// bucketed by it so a flush consolidates a day bucket by bucket. Absent: not bucketed.
+    pub bucket_keys: Option<Vec<String>>,
 }
 
 /// A column of a table.
@@ -369,6 +372,7 @@ impl DeltaTarget {
                 o.identity,
                 spec.options.topics.clone(),
                 o.max_memory_bytes.max(0.0) as usize,
+                o.bucket_keys.unwrap_or_default(),
             )?),
             None => None,
         };

@@ -2,28 +2,39 @@
 //! txn action per topic-partition, in one Delta transaction, so the log holds data and Kafka
 //! positions together or neither.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use deltalake::arrow::array::RecordBatch;
-use deltalake::arrow::compute::concat_batches;
+use deltalake::datafusion::catalog::streaming::StreamingTable;
+use deltalake::datafusion::catalog::Session;
+use deltalake::datafusion::datasource::provider_as_source;
+use deltalake::datafusion::logical_expr::LogicalPlanBuilder;
+use deltalake::datafusion::prelude::SessionContext;
+use deltalake::delta_datafusion::DeltaSessionContext;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::kernel::Transaction;
+use deltalake::parquet::basic::Compression;
+use deltalake::parquet::file::properties::WriterProperties;
 use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableError};
 use napi_derive::napi;
 
+use crate::consolidate::{Consolidation, Counts, Plan};
 use crate::dead_letters::{fresh_dead_letters, present_dead_letters};
-use crate::dedup::{dedup, DedupOptions, DedupSpec, DedupStrategy};
+use crate::dedup::{DedupOptions, DedupSpec, DedupStrategy};
 use crate::error::{lock, CoreError, CoreResult};
 use crate::merge::{merge_rows, MergeSpec, MergeStats};
+use crate::metrics::{FlushPhase, FLUSH};
 use crate::positions::{
     backoff, check_positions_kept, commit_positions_only, is_conflict, AppIds, CommitWindows,
     PartitionAppId,
 };
 use crate::segment::SegmentData;
 use crate::spill_read::{CoveredBatch, SegmentPart};
+use crate::staged_source::SizedTable;
 
 /// What a commit did.
 #[napi(object)]
@@ -86,9 +97,20 @@ struct Prepared {
     ids: AppIds,
     dedup_spec: Option<DedupSpec>,
     merge_spec: Option<MergeSpec>,
-    /// Plain appends of spilled rows stream from disk; everything else is read into memory once.
-    streaming: bool,
-    days: Vec<Vec<CoveredBatch>>,
+    reading: Reading,
+    /// Parquet settings of every file the commit writes.
+    writer: WriterProperties,
+}
+
+/// How a commit reads the staged rows.
+enum Reading {
+    /// Plain appends of spilled rows stream from disk as they are.
+    Stream,
+    /// Consolidating commits (dedup keys, MERGE) read, consolidate and write one unit of key
+    /// buckets at a time.
+    Consolidate(Arc<Plan>),
+    /// Dead letters, and plain appends with nothing spilled: in memory already.
+    InMemory(Vec<Vec<CoveredBatch>>),
 }
 
 /// The tables one commit attempt reads positions from and writes into.
@@ -119,7 +141,10 @@ pub async fn commit_segment(
     loop {
         attempt += 1;
         match attempt_commit(&tables, &prepared, attempt).await? {
-            Ok(result) => return Ok(result),
+            Ok(result) => {
+                crate::memory::release_free_memory();
+                return Ok(result);
+            }
             Err(err) if is_conflict(&err) && attempt < max_attempts => {
                 tokio::time::sleep(backoff(attempt)).await;
             }
@@ -135,10 +160,22 @@ pub async fn commit_segment(
 }
 
 async fn prepare(
-    segment: &Mutex<Option<SegmentData>>,
+    segment: &Arc<Mutex<Option<SegmentData>>>,
     app_ids: Vec<PartitionAppId>,
     options: CommitOptions,
 ) -> CoreResult<Prepared> {
+    let consolidates = matches!(options.part, CommitPart::Rows)
+        && (options.merge.is_some() || options.dedup.as_ref().is_some_and(|d| !d.keys.is_empty()));
+    if consolidates {
+        let segment = segment.clone();
+        tokio::task::spawn_blocking(move || -> CoreResult<bool> {
+            match lock(&segment)?.as_mut() {
+                Some(data) => data.spill_before_flush(),
+                None => Ok(false),
+            }
+        })
+        .await??;
+    }
     let source = {
         let guard = lock(segment)?;
         let data = guard
@@ -167,14 +204,20 @@ async fn prepare(
         CommitPart::DeadLetters => (None, None),
     };
     let ids = AppIds::new(app_ids);
-    let consolidates =
-        merge_spec.is_some() || dedup_spec.as_ref().is_some_and(|d| !d.keys.is_empty());
-    let streaming = matches!(options.part, CommitPart::Rows) && source.has_files() && !consolidates;
-    let days = if streaming {
-        Vec::new()
+    let keys = dedup_spec
+        .as_ref()
+        .map(|d| d.keys.clone())
+        .unwrap_or_default();
+    let reading = if matches!(options.part, CommitPart::Rows) && !keys.is_empty() {
+        let budget = unit_budget(segment)?;
+        let source = source.clone();
+        let plan = tokio::task::spawn_blocking(move || Plan::new(&source, &keys, budget)).await??;
+        Reading::Consolidate(Arc::new(plan))
+    } else if matches!(options.part, CommitPart::Rows) && source.has_files() {
+        Reading::Stream
     } else {
         let source = source.clone();
-        tokio::task::spawn_blocking(move || source.read_by_day()).await??
+        Reading::InMemory(tokio::task::spawn_blocking(move || source.read_by_day()).await??)
     };
     Ok(Prepared {
         part: options.part,
@@ -182,10 +225,59 @@ async fn prepare(
         ids,
         dedup_spec,
         merge_spec,
-        streaming,
-        days,
+        reading,
+        writer: writer_properties(memory_budget(segment)?),
     })
 }
+
+/// The Parquet settings: delta-rs's (snappy), with row groups closed by size so the writer's
+/// in-progress row group (held encoded in memory until it closes, by default up to a million
+/// rows) stays within a share of the memory budget.
+fn writer_properties(memory_budget: Option<usize>) -> WriterProperties {
+    let row_group_bytes = memory_budget
+        .map_or(MAX_ROW_GROUP_BYTES, |m| m / 2)
+        .clamp(MIN_ROW_GROUP_BYTES, MAX_ROW_GROUP_BYTES);
+    WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_max_row_group_bytes(Some(row_group_bytes))
+        .build()
+}
+
+/// The DataFusion session of every write and MERGE: delta-rs's defaults, with one partition.
+/// With more, DataFusion spreads the staged stream round-robin over partitions and delta-rs then
+/// hash-repartitions it by the day column; all of a day's rows go to one output, and the
+/// repartition keeps queuing them (measured: a 10 M-row single-day INSERT from spill files
+/// peaked at ~1.8 GiB while its writer was still on the first file). One partition streams.
+pub fn write_session() -> CoreResult<Arc<dyn Session>> {
+    let overrides = HashMap::from([(
+        "datafusion.execution.target_partitions".to_string(),
+        "1".to_string(),
+    )]);
+    Ok(Arc::new(
+        DeltaSessionContext::new_with_session_overrides(&overrides)?.state(),
+    ))
+}
+
+const MIN_ROW_GROUP_BYTES: usize = 4 * 1024 * 1024;
+const MAX_ROW_GROUP_BYTES: usize = 128 * 1024 * 1024;
+
+/// Staged bytes one consolidation unit may hold: a quarter of `buffer.max_memory`, as the unit
+/// is held about twice (its rows, then their concatenation and the consolidated output) while
+/// the stage fills again up to its budget. Without staging, a day is one unit.
+fn unit_budget(segment: &Mutex<Option<SegmentData>>) -> CoreResult<u64> {
+    Ok(memory_budget(segment)?.map_or(u64::MAX, |m| (m as u64 / 4).max(MIN_UNIT_BYTES)))
+}
+
+/// `buffer.max_memory` of the segment's staging; `None` without staging.
+fn memory_budget(segment: &Mutex<Option<SegmentData>>) -> CoreResult<Option<usize>> {
+    let staging = lock(segment)?.as_ref().and_then(|d| d.staging.clone());
+    Ok(match staging {
+        Some(staging) => Some(lock(&staging)?.max_memory_bytes),
+        None => None,
+    })
+}
+
+const MIN_UNIT_BYTES: u64 = 256 * 1024;
 
 /// One attempt against the newest version: the windows from the recorded positions, then the
 /// write with the txn actions. The outer error is final; the inner one may be a conflict.
@@ -230,13 +322,18 @@ async fn attempt_commit(
             // Dead letters the rows' table has not handled; those a crashed earlier flush may
             // already have written here (up to this table's own positions) are looked up.
             let present = present_dead_letters(&current, &windows, &own).await?;
-            let fresh = fresh_dead_letters(&prepared.days, &windows, &present)?;
+            let Reading::InMemory(days) = &prepared.reading else {
+                return Err(CoreError::Internal(
+                    "dead letters are read into memory".into(),
+                ));
+            };
+            let fresh = fresh_dead_letters(days, &windows, &present)?;
             if fresh.is_empty() && txns.is_empty() {
                 *lock(&tables.target)? = current;
                 return Ok(Ok(skipped(attempt)));
             }
             let properties = CommitProperties::default().with_application_transactions(txns);
-            append_rows(&current, fresh, properties).await
+            append_rows(&current, fresh, properties, &prepared.writer).await
         }
     };
     if matches!(prepared.part, CommitPart::Rows) {
@@ -263,7 +360,7 @@ async fn attempt_commit(
     }))
 }
 
-/// Writes the rows the windows keep: streamed, or consolidated and appended or merged.
+/// Writes the rows the windows keep: streamed, consolidated unit by unit, or from memory.
 async fn write_part(
     current: &DeltaTable,
     prepared: &Prepared,
@@ -271,18 +368,18 @@ async fn write_part(
     txns: Vec<Transaction>,
 ) -> CoreResult<Attempt> {
     let properties = CommitProperties::default().with_application_transactions(txns);
-    if prepared.streaming {
-        stream_rows(current, &prepared.source, windows, properties).await
-    } else {
-        write_rows(
-            current,
-            &prepared.days,
-            &windows,
-            prepared.dedup_spec.clone(),
-            prepared.merge_spec.as_ref(),
-            properties,
-        )
-        .await
+    match &prepared.reading {
+        Reading::Stream => stream_rows(current, prepared, windows, properties).await,
+        Reading::Consolidate(plan) => {
+            write_consolidated(current, prepared, plan.clone(), windows, properties).await
+        }
+        Reading::InMemory(days) => {
+            let mut fresh = Vec::new();
+            for batches in days {
+                fresh.extend(selected(batches, &windows)?);
+            }
+            Ok(append_rows(current, fresh, properties, &prepared.writer).await)
+        }
     }
 }
 
@@ -300,21 +397,26 @@ struct Attempt {
 /// Appends spilled and in-memory rows as they are read, never holding them all.
 async fn stream_rows(
     current: &DeltaTable,
-    source: &SegmentPart,
+    prepared: &Prepared,
     windows: Arc<CommitWindows>,
     properties: CommitProperties,
 ) -> CoreResult<Attempt> {
+    let source = &prepared.source;
     let started = Instant::now();
     let counter = Arc::new(AtomicUsize::new(0));
     let plan = source.streaming_plan(windows, counter.clone())?;
+    FLUSH.start(FlushPhase::Write, source.total_rows());
     let outcome = current
         .clone()
         .write(Vec::new())
         .with_input_plan(plan)
         .with_save_mode(SaveMode::Append)
+        .with_session_state(write_session()?)
+        .with_writer_properties(prepared.writer.clone())
         .with_commit_properties(properties)
         .await
         .map(|t| (t, None));
+    FLUSH.set_phase(FlushPhase::Idle);
     let rows = counter.load(Ordering::Relaxed);
     Ok(Attempt {
         outcome,
@@ -325,37 +427,103 @@ async fn stream_rows(
     })
 }
 
-/// Keeps the rows the windows allow, consolidates them (never before: a row's position must
-/// not be folded into another's) and appends or merges them.
-async fn write_rows(
+/// Consolidates the rows the windows allow unit by unit (never before the selection: a row's
+/// position must not be folded into another's) and appends or merges them in one commit, as
+/// they come: one unit in memory at a time.
+async fn write_consolidated(
     current: &DeltaTable,
-    days: &[Vec<CoveredBatch>],
-    windows: &CommitWindows,
-    dedup_spec: Option<DedupSpec>,
-    merge_spec: Option<&MergeSpec>,
+    prepared: &Prepared,
+    plan: Arc<Plan>,
+    windows: Arc<CommitWindows>,
     properties: CommitProperties,
 ) -> CoreResult<Attempt> {
     let started = Instant::now();
-    let fresh_days = days
-        .iter()
-        .map(|batches| selected(batches, windows))
-        .collect::<CoreResult<Vec<_>>>()?;
-    let fresh_rows: usize = fresh_days.iter().flatten().map(RecordBatch::num_rows).sum();
-    let (fresh, deduplicated) = consolidate(fresh_days, dedup_spec).await?;
-    let rows: usize = fresh.iter().map(RecordBatch::num_rows).sum();
-    let outcome = match merge_spec {
-        Some(spec) if !fresh.is_empty() => merge_rows(current, fresh, spec, properties)
-            .await
-            .map(|(t, stats)| (t, Some(stats))),
-        // Appended, or with nothing fresh only the positions recorded.
-        _ => append_rows(current, fresh, properties).await.outcome,
+    let spec = prepared
+        .dedup_spec
+        .clone()
+        .ok_or_else(|| CoreError::Internal("consolidating without keys".into()))?;
+    let counts = Arc::new(Counts::default());
+    let schema = prepared.source.table_schema()?;
+    let units = Consolidation {
+        part: prepared.source.clone(),
+        plan,
+        windows,
+        spec,
+        counts: counts.clone(),
+        schema: schema.clone(),
     };
+    let table = StreamingTable::try_new(schema, vec![Arc::new(units)])?;
+    FLUSH.start(FlushPhase::Consolidate, prepared.source.total_rows());
+    let outcome = match &prepared.merge_spec {
+        Some(spec) => merge_consolidated(current, prepared, table, spec, properties).await?,
+        None => {
+            let plan = LogicalPlanBuilder::scan(
+                "consolidated_rows",
+                provider_as_source(Arc::new(table)),
+                None,
+            )?
+            .build()?;
+            current
+                .clone()
+                .write(Vec::new())
+                .with_input_plan(plan)
+                .with_save_mode(SaveMode::Append)
+                .with_session_state(write_session()?)
+                .with_writer_properties(prepared.writer.clone())
+                .with_commit_properties(properties)
+                .await
+                .map(|t| (t, None))
+        }
+    };
+    FLUSH.set_phase(FlushPhase::Idle);
+    let fresh_rows = counts.fresh.load(Ordering::Relaxed);
+    let rows = counts.written.load(Ordering::Relaxed);
     Ok(Attempt {
         outcome,
         rows,
         fresh_rows,
-        deduplicated,
+        deduplicated: fresh_rows.saturating_sub(rows),
         elapsed: started.elapsed(),
+    })
+}
+
+type Outcome = Result<(DeltaTable, Option<MergeStats>), DeltaTableError>;
+
+/// MERGEs the consolidated units; when none of them held a fresh row (the MERGE then commits
+/// nothing), the positions are still recorded.
+async fn merge_consolidated(
+    current: &DeltaTable,
+    prepared: &Prepared,
+    table: StreamingTable,
+    spec: &MergeSpec,
+    properties: CommitProperties,
+) -> CoreResult<Outcome> {
+    let days = prepared.source.day_values(&spec.partition_column)?;
+    let sized = SizedTable::new(
+        table,
+        prepared.source.total_rows(),
+        prepared.source.total_bytes(),
+    );
+    let source = SessionContext::new().read_table(Arc::new(sized))?;
+    let before = current.version();
+    let session = write_session()?;
+    let merged = merge_rows(
+        current,
+        source,
+        days,
+        spec,
+        properties.clone(),
+        &prepared.writer,
+        session,
+    )
+    .await;
+    Ok(match merged {
+        Ok((table, stats)) if table.version() == before => {
+            commit_positions_only(current, properties)
+                .await
+                .map(|t| (t, Some(stats)))
+        }
+        other => other.map(|(t, stats)| (t, Some(stats))),
     })
 }
 
@@ -373,6 +541,7 @@ async fn append_rows(
     current: &DeltaTable,
     rows: Vec<RecordBatch>,
     properties: CommitProperties,
+    writer: &WriterProperties,
 ) -> Attempt {
     let started = Instant::now();
     let count: usize = rows.iter().map(RecordBatch::num_rows).sum();
@@ -383,6 +552,7 @@ async fn append_rows(
             .clone()
             .write(rows)
             .with_save_mode(SaveMode::Append)
+            .with_writer_properties(writer.clone())
             .with_commit_properties(properties)
             .await
     };
@@ -393,34 +563,4 @@ async fn append_rows(
         deduplicated: 0,
         elapsed: started.elapsed(),
     }
-}
-
-/// Consolidates each day's rows on the worker pool (off the async runtime's threads); returns
-/// the rows to write, one batch per day when consolidated, and how many rows were removed.
-async fn consolidate(
-    days: Vec<Vec<RecordBatch>>,
-    spec: Option<DedupSpec>,
-) -> CoreResult<(Vec<RecordBatch>, usize)> {
-    let Some(spec) = spec.filter(|s| !s.keys.is_empty()) else {
-        return Ok((days.into_iter().flatten().collect(), 0));
-    };
-    tokio::task::spawn_blocking(move || {
-        crate::threads::install(|| {
-            let mut out = Vec::with_capacity(days.len());
-            let mut removed = 0;
-            for batches in days.iter().filter(|b| !b.is_empty()) {
-                let started = Instant::now();
-                let rows = match batches.as_slice() {
-                    [only] => only.clone(),
-                    _ => concat_batches(&batches[0].schema(), batches)?,
-                };
-                let consolidated = dedup(&rows, &spec)?;
-                crate::metrics::DEDUP.record(started.elapsed(), rows.num_rows());
-                removed += consolidated.removed;
-                out.push(consolidated.batch);
-            }
-            Ok((out, removed))
-        })?
-    })
-    .await?
 }

@@ -74,7 +74,8 @@ export function startNode(argv: string[], env: NodeJS.ProcessEnv = {}): RunningC
 }
 
 /** When to kill a run: after the n-th log line matching a pattern, or after some milliseconds. */
-export type KillTrigger = { line: RegExp; count: number } | { afterMs: number };
+/** Kill when `line` has appeared `count` times (then after `delayMs` more, if given), or `afterMs` after the start. */
+export type KillTrigger = { line: RegExp; count: number; delayMs?: number } | { afterMs: number };
 
 /**
  * Starts the CLI once per trigger and kills it with SIGKILL when the trigger is reached (unless it
@@ -93,6 +94,7 @@ export async function killRunsAt(args: string[], triggers: readonly KillTrigger[
       if (reached || cli.child.exitCode !== null || Date.now() > deadline) break;
       await new Promise((r) => setTimeout(r, 5));
     }
+    if ('delayMs' in trigger && trigger.delayMs !== undefined) await new Promise((r) => setTimeout(r, trigger.delayMs));
     if (cli.child.exitCode === null) {
       cli.child.kill('SIGKILL');
       killed += 1;

@@ -81,6 +81,10 @@ def set_txn(path, app_id, version):
 
 
 def append(path, rows_json):
+    # "@file": the rows are in a JSON file (a large pre-fill does not fit in an argument).
+    if rows_json.startswith("@"):
+        with open(rows_json[1:], encoding="utf-8") as f:
+            rows_json = f.read()
     dt = DeltaTable(path, storage_options=OPTIONS)
     schema = pa.schema(dt.schema().to_arrow())
     write_deltalake(path, pa.Table.from_pylist(json.loads(rows_json), schema=schema), mode="append",

@@ -6,6 +6,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { Message } from 'node-rdkafka';
 import type { FlushSummary } from '../pipeline/flush.js';
 import { nativeStepTotals, type NativeStepTotals } from '../native.js';
+import { registerFlushProgress } from './flush-progress.js';
 
 const NATIVE_STEPS = ['decode', 'dedup', 'write'] as const satisfies ReadonlyArray<keyof NativeStepTotals>;
 
@@ -132,6 +133,7 @@ export class PipelineMetrics {
     nativeStepCounter('kafka_delta_native_step_seconds_total', 'Seconds spent in native steps: decode (JSON to Arrow), dedup (consolidation), write (Parquet and commit); process-wide.', 'seconds', registers);
     nativeStepCounter('kafka_delta_native_step_calls_total', 'Calls of native steps; process-wide.', 'calls', registers);
     nativeStepCounter('kafka_delta_native_step_rows_total', 'Rows through native steps (decode: messages, dedup: rows in, write: rows written); process-wide.', 'rows', registers);
+    registerFlushProgress(registers);
     this.#consumerLag = new Gauge({
       name: 'kafka_delta_consumer_lag',
       help: 'Messages between the position committed after the last Delta commit and the high watermark (librdkafka statistics).',

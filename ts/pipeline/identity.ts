@@ -9,6 +9,20 @@ export function txnAppId(groupId: string, topic: string, partition: number): str
   return `kafka-delta-rust:${groupId}:${topic}:${partition}`;
 }
 
+const MiB = 1024 * 1024;
+
+/**
+ * librdkafka's prefetch sized to the memory budget: its local queue and one fetch response hold
+ * a sixteenth of `buffer.max_memory`, between 8 and 64 MiB (16 MiB at the default 256 MiB;
+ * librdkafka's own default, 64 MiB, from a 1 GiB budget). Measured on 1.05 M messages of ~300 B: 241 MiB peak RSS for the raw
+ * consumer at 64 MiB, 204 MiB at 16 MiB with the same rate, 176 MiB at 4 MiB but 10 % slower.
+ * `kafka.properties` overrides both.
+ */
+export function fetchQueueDefaults(maxMemoryBytes: number): Record<string, string> {
+  const bytes = Math.min(64 * MiB, Math.max(8 * MiB, Math.floor(maxMemoryBytes / 16)));
+  return { 'queued.max.messages.kbytes': String(Math.floor(bytes / 1024)), 'fetch.max.bytes': String(bytes) };
+}
+
 /** librdkafka's `auto.offset.reset` for each `kafka.on_position_lost`. */
 const AUTO_OFFSET_RESET = { fail: 'error', earliest: 'earliest', latest: 'latest' } as const;
 
@@ -19,7 +33,11 @@ const AUTO_OFFSET_RESET = { fail: 'error', earliest: 'earliest', latest: 'latest
  * the property).
  */
 export function kafkaProperties(config: Config): Record<string, string> {
-  const props: Record<string, string> = { ...config.kafka.properties, 'auto.offset.reset': AUTO_OFFSET_RESET[config.kafka.onPositionLost] };
+  const props: Record<string, string> = {
+    ...fetchQueueDefaults(config.buffer.maxMemoryBytes),
+    ...config.kafka.properties,
+    'auto.offset.reset': AUTO_OFFSET_RESET[config.kafka.onPositionLost],
+  };
   const { kafkaUsername, kafkaPassword, saslMechanism, securityProtocol } = config.credentials;
   if (kafkaUsername !== undefined || kafkaPassword !== undefined) {
     props['security.protocol'] ??= (securityProtocol ?? 'SASL_SSL').toLowerCase();

@@ -17,6 +17,7 @@ export function stagingOptions(config: Config, tableUri: string): StagingOptions
     dir: resolve(join(config.buffer.stagingDir, `${group}-${tag}`)),
     maxMemoryBytes: config.buffer.maxMemoryBytes,
     identity,
+    bucketKeys: consolidationKeys(config),
   };
 }
 
