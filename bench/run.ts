@@ -9,7 +9,13 @@
  *   events of ~300 B plus 5% repeats: raw consumption, then the pipeline into a fresh table with
  *   INSERT and with MERGE; messages/s, MB/s, peak RSS and the native steps' share.
  *
- * `BENCH_CASES=dedup` or `e2e` runs one group; `BENCH_E2E_MODES` picks e2e modes (`append` and
+ * - daily (issue #16, only when named in `BENCH_CASES`): `BENCH_EVENTS` messages of ONE day, 20%
+ *   repeating an earlier event_id, all written by ONE flush: INSERT, INSERT + dedup and MERGE
+ *   (into 30 pre-filled days), each with `buffer.max_memory` 64 MiB (`-capped`) and 16 GiB
+ *   (`-uncapped`); `BENCH_DAILY_MODES` picks them. A mode that fails (e.g. out of memory) is
+ *   recorded with its error and the others still run.
+ *
+ * `BENCH_CASES=dedup`, `e2e` or `daily` runs one group; `BENCH_E2E_MODES` picks e2e modes (`append` and
  * `append-capped`: INSERT without dedup, one flush at the end, uncapped vs `buffer.max_memory`
  * 64 MiB, to compare peak RSS).
  */
@@ -18,6 +24,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { ensureDataSet } from './data-set.js';
+import { ensureDailyDataSet } from './daily-data.js';
 
 interface Timed {
   case: string;
@@ -49,6 +56,22 @@ interface E2eResult extends Timed {
   decode: StepShare;
   dedup: StepShare;
   write: StepShare;
+}
+
+interface DailyResult extends Timed {
+  messages: number;
+  rows: number;
+  expectedRows: number;
+  flushes: number;
+  wallSeconds: number;
+  flushSeconds: number;
+  messagesPerSecond: number;
+  peakRssMiB: number;
+  peakRssIngestMiB: number;
+  peakRssFlushMiB: number;
+  spillBytes: number;
+  spillGaugeBytes: number;
+  prefillRows: number;
 }
 
 type Spread<T> = T & { minSeconds: number; maxSeconds: number; runs: number };
@@ -159,8 +182,49 @@ if (cases.has('e2e')) {
   }
 }
 
+const dailyResults: Array<Spread<DailyResult> | { case: string; error: string }> = [];
+if (cases.has('daily')) {
+  execFileSync('bash', [here('../scripts/kafka/kafka.sh'), 'up'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const brokers = `127.0.0.1:${process.env.KAFKA_PORT ?? '9092'}`;
+  const { topic, messages } = await ensureDailyDataSet(brokers, Number(process.env.BENCH_EVENTS ?? 1_000_000));
+  const modes = (process.env.BENCH_DAILY_MODES ?? 'insert-uncapped,insert-capped,dedup-uncapped,dedup-capped,merge-uncapped,merge-capped').split(',');
+  for (const mode of modes) {
+    try {
+      dailyResults.push(repeated<DailyResult>(`daily ${mode} ${messages} messages`, './daily-case.ts', [mode, topic, String(messages)]));
+    } catch (error) {
+      // Out of memory is a result here, not a reason to lose the other modes' figures.
+      const e = error as { status?: number | null; signal?: string | null; message?: string };
+      dailyResults.push({ case: `daily-${mode}`, error: e.signal ? `killed by ${e.signal}` : `exit ${e.status ?? '?'}: ${(e.message ?? '').split('\n')[0]}` });
+    }
+  }
+  const mib = (mebibytes: number) => `${Math.round(mebibytes)} MiB`;
+  console.log(`\nDaily flush, ${messages.toLocaleString('en')} messages of one day from ${topic}, one flush (median of ${repeats}):\n`);
+  console.log(
+    table(
+      ['case', 'rows in table', 'expected', 'flushes', 'seconds', 'flush s', 'messages/s', 'peak RSS', 'RSS staging', 'RSS flush', 'spill peak'],
+      dailyResults.map((r) =>
+        'error' in r
+          ? [r.case, `failed: ${r.error}`, '', '', '', '', '', '', '', '', '']
+          : [
+              r.case,
+              r.rows.toLocaleString('en'),
+              r.expectedRows.toLocaleString('en'),
+              r.flushes,
+              r.seconds.toFixed(2),
+              r.flushSeconds.toFixed(2),
+              Math.round(r.messagesPerSecond).toLocaleString('en'),
+              mib(r.peakRssMiB),
+              mib(r.peakRssIngestMiB),
+              mib(r.peakRssFlushMiB),
+              mib(Math.max(r.spillBytes, r.spillGaugeBytes) / 2 ** 20),
+            ],
+      ),
+    ),
+  );
+}
+
 const machine = { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version };
 mkdirSync(here('./results'), { recursive: true });
 const file = here(`./results/${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-writeFileSync(file, JSON.stringify({ machine, repeats, dedup: dedupResults, e2e: e2eResults }, null, 2));
+writeFileSync(file, JSON.stringify({ machine, repeats, dedup: dedupResults, e2e: e2eResults, daily: dailyResults }, null, 2));
 console.log(`\nresults: ${file}`);
