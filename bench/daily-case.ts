@@ -14,14 +14,16 @@
  * bytes gauges. Peak RSS is the process's high-water mark (VmHWM).
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Pipeline, createTable, nativeStepTotals, parseConfig } from '../ts/index.js';
+import { Pipeline, createTable, nativeFlushProgress, nativeStepTotals, parseConfig } from '../ts/index.js';
 import { BENCH_COLUMNS, BENCH_DAYS_COLUMN } from './data-set.js';
 import { distinctEvents, expectedRows } from './daily-data.js';
 
+/** `BENCH_TRACE=<file>`: every memory sample is appended there (time, RSS, flush progress). */
+const TRACE = process.env.BENCH_TRACE;
 const BROKERS = `127.0.0.1:${process.env.KAFKA_PORT ?? '9092'}`;
 const KINDS = ['insert', 'dedup', 'merge'] as const;
 type Kind = (typeof KINDS)[number];
@@ -89,6 +91,10 @@ function sampler(run: Pipeline, stagingDir: string, messages: number, started: n
       s.rssFlushKiB = Math.max(s.rssFlushKiB, rss);
       s.rssAnonFlushKiB = Math.max(s.rssAnonFlushKiB, statusKiB('RssAnon'));
       s.rssFileFlushKiB = Math.max(s.rssFileFlushKiB, statusKiB('RssFile'));
+    }
+    if (TRACE) {
+      const p = nativeFlushProgress();
+      appendFileSync(TRACE, `${((performance.now() - started) / 1000).toFixed(1)} rss=${rss >> 10} anon=${statusKiB('RssAnon') >> 10} file=${statusKiB('RssFile') >> 10} consumed=${consumed} flush=${p.phase}:${p.rowsDone}/${p.rowsTotal}\n`);
     }
     s.spillDirBytes = Math.max(s.spillDirBytes, dirBytes(stagingDir));
     s.spillGaugeBytes = Math.max(s.spillGaugeBytes, await metricSum(run, 'kafka_delta_staged_bytes', { location: 'disk' }));

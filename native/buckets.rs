@@ -93,9 +93,15 @@ impl Bucketing {
         stable_hashes(&keys, batch.num_rows())
     }
 
-    /// Regroups a day's batches into one batch per bucket (rows in their order of arrival; an
-    /// empty bucket has none). One copy of each row; only the output is held.
-    pub fn split(&self, batches: &[RecordBatch]) -> CoreResult<Vec<Option<RecordBatch>>> {
+    /// Regroups a day's batches into one batch per bucket (rows in their order of arrival),
+    /// handing each to `write` in bucket order (`None` for an empty bucket). One copy of each
+    /// row, and only one bucket's copy exists at a time: a spill holds the staged rows plus one
+    /// bucket, not the staged rows twice.
+    pub fn for_each_bucket(
+        &self,
+        batches: &[RecordBatch],
+        mut write: impl FnMut(Option<RecordBatch>) -> CoreResult<()>,
+    ) -> CoreResult<()> {
         let mut members: Vec<Vec<(usize, usize)>> = vec![Vec::new(); self.count() as usize];
         for (b, batch) in batches.iter().enumerate() {
             for (row, hash) in self.hashes(batch)?.into_iter().enumerate() {
@@ -103,13 +109,13 @@ impl Bucketing {
             }
         }
         let sources: Vec<&RecordBatch> = batches.iter().collect();
-        members
-            .iter()
-            .map(|rows| match rows.len() {
-                0 => Ok(None),
-                _ => Ok(Some(interleave_record_batch(&sources, rows)?)),
-            })
-            .collect()
+        for rows in &members {
+            match rows.len() {
+                0 => write(None)?,
+                _ => write(Some(interleave_record_batch(&sources, rows)?))?,
+            }
+        }
+        Ok(())
     }
 }
 

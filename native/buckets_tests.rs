@@ -78,7 +78,13 @@ fn the_level_follows_the_memory_budget() {
 fn a_split_keeps_every_row_once_in_arrival_order_and_each_key_in_one_bucket() {
     let bucketing = Bucketing::new(vec!["id".into()], 2 << 20).expect("bucketing");
     let input = [rows(3000, 500, 0), rows(2000, 500, 3000)];
-    let buckets = bucketing.split(&input).expect("split");
+    let mut buckets = Vec::new();
+    bucketing
+        .for_each_bucket(&input, |b| {
+            buckets.push(b);
+            Ok(())
+        })
+        .expect("split");
     assert_eq!(buckets.len(), 64);
     let mut seen = Vec::new();
     let mut bucket_of_key: HashMap<String, usize> = HashMap::new();

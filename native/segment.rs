@@ -134,9 +134,10 @@ impl SegmentData {
         Ok(())
     }
 
-    /// Before a consolidating flush of a segment that spilled: its rows still in memory are
-    /// spilled too (in buckets), so the flush holds one unit of rows at a time instead of
-    /// these beside it. Returns whether anything was written.
+    /// Before the rows commit of a segment that spilled: its rows still in memory are spilled
+    /// too (in buckets when it consolidates), so the flush streams from disk and holds one unit
+    /// of rows at a time, not these beside it while the stage fills again. Returns whether
+    /// anything was written.
     pub fn spill_before_flush(&mut self) -> CoreResult<bool> {
         let Some(staging) = self.staging.clone() else {
             return Ok(false);

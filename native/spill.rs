@@ -330,14 +330,15 @@ impl Staging {
                     batch_ends: Vec::with_capacity(bucketing.count() as usize),
                     rows: Vec::with_capacity(bucketing.count() as usize),
                 };
-                for bucket in bucketing.split(batches)? {
+                bucketing.for_each_bucket(batches, |bucket| {
                     let rows = match &bucket {
                         Some(batch) => runs.write(&mut writer, batch)?,
                         None => 0,
                     };
                     index.batch_ends.push(runs.batches);
                     index.rows.push(rows);
-                }
+                    Ok(())
+                })?;
                 let footer = serde_json::to_string(&index)
                     .map_err(|e| CoreError::Internal(format!("bucket index: {e}")))?;
                 writer.write_metadata(INDEX_KEY, footer);
@@ -568,3 +569,7 @@ fn remove_if_present(path: &Path) -> CoreResult<()> {
 fn staging_error(path: &Path, what: &str, err: std::io::Error) -> CoreError {
     CoreError::Staging(format!("{what} {}: {err}", path.display()))
 }
+
+#[cfg(test)]
+#[path = "spill_tests.rs"]
+mod tests;

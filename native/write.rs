@@ -164,9 +164,7 @@ async fn prepare(
     app_ids: Vec<PartitionAppId>,
     options: CommitOptions,
 ) -> CoreResult<Prepared> {
-    let consolidates = matches!(options.part, CommitPart::Rows)
-        && (options.merge.is_some() || options.dedup.as_ref().is_some_and(|d| !d.keys.is_empty()));
-    if consolidates {
+    if matches!(options.part, CommitPart::Rows) {
         let segment = segment.clone();
         tokio::task::spawn_blocking(move || -> CoreResult<bool> {
             match lock(&segment)?.as_mut() {
@@ -232,10 +230,10 @@ async fn prepare(
 
 /// The Parquet settings: delta-rs's (snappy), with row groups closed by size so the writer's
 /// in-progress row group (held encoded in memory until it closes, by default up to a million
-/// rows) stays within a share of the memory budget.
+/// rows) stays within a quarter of the memory budget (4 to 128 MiB).
 fn writer_properties(memory_budget: Option<usize>) -> WriterProperties {
     let row_group_bytes = memory_budget
-        .map_or(MAX_ROW_GROUP_BYTES, |m| m / 2)
+        .map_or(MAX_ROW_GROUP_BYTES, |m| m / 4)
         .clamp(MIN_ROW_GROUP_BYTES, MAX_ROW_GROUP_BYTES);
     WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
