@@ -21,12 +21,14 @@ mod metrics;
 mod positions;
 mod segment;
 mod spill;
+mod spill_files;
 mod spill_read;
 mod stage;
 mod staged_source;
 mod table;
 mod threads;
 mod write;
+mod write_settings;
 
 use napi_derive::napi;
 

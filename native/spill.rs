@@ -14,12 +14,11 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use deltalake::arrow::array::RecordBatch;
 use deltalake::arrow::datatypes::SchemaRef;
-use deltalake::arrow::ipc::reader::FileReader;
 use deltalake::arrow::ipc::writer::FileWriter;
 use serde::{Deserialize, Serialize};
 
@@ -27,13 +26,14 @@ use crate::buckets::{BucketIndex, Bucketing, HASH_SCHEME, INDEX_KEY};
 use crate::day::EpochDay;
 use crate::error::{CoreError, CoreResult};
 use crate::positions::{Coverage, PartitionKey, PartitionRange};
+pub use crate::spill_files::read_batches;
+use crate::spill_files::{
+    checksum, remove_if_present, staging_error, sync_dir, Checksummed, RunWriter,
+};
 
 const MANIFEST: &str = "manifest.json";
 const LOCK: &str = "LOCK";
 const FORMAT: u32 = 1;
-/// Rows per IPC record batch in a spill file: a flush streams them back without holding a
-/// whole day in memory.
-const ROWS_PER_BATCH: usize = 16_384;
 
 /// One spilled file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -465,109 +465,6 @@ impl Staging {
         }
         Ok(())
     }
-}
-
-/// Writes rows as record batches of at most `ROWS_PER_BATCH`, counting both.
-#[derive(Default)]
-struct RunWriter {
-    batches: u32,
-    rows: u64,
-}
-
-impl RunWriter {
-    fn write<W: Write>(
-        &mut self,
-        writer: &mut FileWriter<W>,
-        batch: &RecordBatch,
-    ) -> CoreResult<u64> {
-        let mut offset = 0;
-        while offset < batch.num_rows() {
-            let len = ROWS_PER_BATCH.min(batch.num_rows() - offset);
-            writer.write(&batch.slice(offset, len))?;
-            offset += len;
-            self.batches += 1;
-        }
-        self.rows += batch.num_rows() as u64;
-        Ok(batch.num_rows() as u64)
-    }
-}
-
-/// A file that counts and checksums what is written to it, so a spill file is not read back to
-/// get its manifest entry.
-struct Checksummed {
-    file: File,
-    hasher: crc32fast::Hasher,
-    bytes: u64,
-}
-
-impl Checksummed {
-    fn new(file: File) -> Self {
-        Self {
-            file,
-            hasher: crc32fast::Hasher::new(),
-            bytes: 0,
-        }
-    }
-
-    fn finish(self) -> (File, u64, u32) {
-        (self.file, self.bytes, self.hasher.finalize())
-    }
-}
-
-impl Write for Checksummed {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.file.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.bytes += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.file.flush()
-    }
-}
-
-/// Reads a spilled file's record batches one at a time.
-pub fn read_batches(path: &Path) -> CoreResult<impl Iterator<Item = CoreResult<RecordBatch>>> {
-    let file = File::open(path).map_err(|e| staging_error(path, "cannot open", e))?;
-    let reader = FileReader::try_new(BufReader::new(file), None)?;
-    Ok(reader.map(|b| b.map_err(CoreError::from)))
-}
-
-fn checksum(path: &Path) -> CoreResult<(u64, u32)> {
-    let mut file = File::open(path).map_err(|e| staging_error(path, "cannot open", e))?;
-    let mut hasher = crc32fast::Hasher::new();
-    let mut buffer = vec![0u8; 1 << 20];
-    let mut bytes = 0u64;
-    loop {
-        let n = file
-            .read(&mut buffer)
-            .map_err(|e| staging_error(path, "cannot read", e))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buffer[..n]);
-        bytes += n as u64;
-    }
-    Ok((bytes, hasher.finalize()))
-}
-
-fn sync_dir(dir: &Path) -> CoreResult<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| staging_error(dir, "cannot fsync", e))
-}
-
-fn remove_if_present(path: &Path) -> CoreResult<()> {
-    match fs::remove_file(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(staging_error(path, "cannot remove", e)),
-    }
-}
-
-fn staging_error(path: &Path, what: &str, err: std::io::Error) -> CoreError {
-    CoreError::Staging(format!("{what} {}: {err}", path.display()))
 }
 
 #[cfg(test)]
