@@ -9,9 +9,8 @@
  * The MERGE cases also need a target table that already holds 30 days: {@link prefillPayload}
  * makes those rows, part of the flush day's overlapping the data set's keys.
  */
-import Kafka from 'node-rdkafka';
 import { createTopic, produceMessages, type OutgoingMessage } from '../ts/tools/kafka-admin.js';
-import { BENCH_DAYS_COLUMN } from './data-set.js';
+import { BENCH_DAYS_COLUMN, messagesIn, seededRandom } from './data-set.js';
 
 /** The day every message of the data set falls on. */
 export const FLUSH_DAY = '2026-11-23';
@@ -26,18 +25,6 @@ const AGENTS = [
   'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36',
   'Mozilla/5.0 (Macintosh; Intel Mac OS X 14_6) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Safari/605.1.15',
 ];
-
-/** mulberry32: a small seeded PRNG, so every run (and every machine) gets the same data set. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const pad = (n: number) => String(n).padStart(2, '0');
 
@@ -66,7 +53,7 @@ export function distinctEvents(messages: number): number {
 
 /** The data set's messages: event_ids `evt-0..distinct-1`, repeats of a random earlier one. */
 function* events(messages: number): Generator<OutgoingMessage> {
-  const random = prng(16);
+  const random = seededRandom(16);
   const versions = new Uint16Array(distinctEvents(messages));
   let distinct = 0;
   for (let m = 0; m < messages; m++) {
@@ -102,21 +89,6 @@ export function expectedRows(mode: string, messages: number): number {
   return PREFILL_DAYS * PREFILL_ROWS_PER_DAY + distinct - overlap;
 }
 
-async function messagesIn(brokers: string, topic: string): Promise<number> {
-  const consumer = new Kafka.KafkaConsumer({ 'bootstrap.servers': brokers, 'group.id': 'bench-watermarks' }, {});
-  await new Promise<void>((resolve, reject) => consumer.connect({ timeout: 30_000 }, (err) => (err ? reject(err) : resolve())));
-  try {
-    let total = 0;
-    for (const partition of [0, 1, 2]) {
-      total += await new Promise<number>((resolve, reject) =>
-        consumer.queryWatermarkOffsets(topic, partition, 10_000, (err, o) => (err ? reject(err) : resolve(o.highOffset - o.lowOffset))),
-      );
-    }
-    return total;
-  } finally {
-    await new Promise<void>((resolve) => consumer.disconnect(() => resolve()));
-  }
-}
 
 /** The topic holding the daily data set of `messages`, produced now unless already complete. */
 export async function ensureDailyDataSet(brokers: string, messages: number): Promise<{ topic: string; messages: number }> {

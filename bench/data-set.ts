@@ -27,6 +27,18 @@ const AGENTS = [
   'Mozilla/5.0 (Macintosh; Intel Mac OS X 14_6) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Safari/605.1.15',
 ];
 
+/** mulberry32: a small seeded generator, so every run (and every machine) sees the same data. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
 /** `distinct` events; every 20th is sent twice. Yields distinct + distinct/20 messages. */
 function* events(distinct: number): Generator<OutgoingMessage> {
   for (let i = 0; i < distinct; i++) {
@@ -53,7 +65,8 @@ export function messageCount(distinct: number): number {
   return distinct + Math.ceil(distinct / 20);
 }
 
-async function messagesIn(brokers: string, topic: string): Promise<number> {
+/** Messages in the topic's 3 partitions (high minus low watermark). */
+export async function messagesIn(brokers: string, topic: string): Promise<number> {
   const consumer = new Kafka.KafkaConsumer({ 'bootstrap.servers': brokers, 'group.id': 'bench-watermarks' }, {});
   await new Promise<void>((resolve, reject) => consumer.connect({ timeout: 30_000 }, (err) => (err ? reject(err) : resolve())));
   try {

@@ -7,6 +7,7 @@
  */
 import { Float64, Int32, Table, Utf8, tableFromIPC, tableToIPC, vectorFromArray } from 'apache-arrow';
 import { configureThreads, dedup, nativeStepTotals } from '../ts/index.js';
+import { seededRandom } from './data-set.js';
 
 interface Row {
   id: string;
@@ -15,20 +16,8 @@ interface Row {
   amount: number;
 }
 
-/** A small deterministic generator (mulberry32), so every run sees the same data. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 export function makeRows(n: number): Row[] {
-  const rand = random(42);
+  const rand = seededRandom(42);
   const distinct = Math.floor(n * 0.8);
   const rows: Row[] = new Array<Row>(n);
   for (let r = 0; r < n; r += 1) {

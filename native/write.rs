@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use deltalake::arrow::array::RecordBatch;
 use deltalake::datafusion::catalog::streaming::StreamingTable;
 use deltalake::datafusion::datasource::provider_as_source;
-use deltalake::datafusion::logical_expr::LogicalPlanBuilder;
+use deltalake::datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
 use deltalake::datafusion::prelude::SessionContext;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::kernel::Transaction;
@@ -352,16 +352,7 @@ async fn stream_rows(
     let counter = Arc::new(AtomicUsize::new(0));
     let plan = source.streaming_plan(windows, counter.clone())?;
     FLUSH.start(FlushPhase::Write, source.total_rows());
-    let outcome = current
-        .clone()
-        .write(Vec::new())
-        .with_input_plan(plan)
-        .with_save_mode(SaveMode::Append)
-        .with_session_state(write_session()?)
-        .with_writer_properties(prepared.writer.clone())
-        .with_commit_properties(properties)
-        .await
-        .map(|t| (t, None));
+    let outcome = append_plan(current, plan, prepared, properties).await?;
     FLUSH.set_phase(FlushPhase::Idle);
     let rows = counter.load(Ordering::Relaxed);
     Ok(Attempt {
@@ -409,16 +400,7 @@ async fn write_consolidated(
                 None,
             )?
             .build()?;
-            current
-                .clone()
-                .write(Vec::new())
-                .with_input_plan(plan)
-                .with_save_mode(SaveMode::Append)
-                .with_session_state(write_session()?)
-                .with_writer_properties(prepared.writer.clone())
-                .with_commit_properties(properties)
-                .await
-                .map(|t| (t, None))
+            append_plan(current, plan, prepared, properties).await?
         }
     };
     FLUSH.set_phase(FlushPhase::Idle);
@@ -434,6 +416,25 @@ async fn write_consolidated(
 }
 
 type Outcome = Result<(DeltaTable, Option<MergeStats>), DeltaTableError>;
+
+/// Appends the rows a plan streams, with the commit's Parquet settings and session.
+async fn append_plan(
+    current: &DeltaTable,
+    plan: LogicalPlan,
+    prepared: &Prepared,
+    properties: CommitProperties,
+) -> CoreResult<Outcome> {
+    Ok(current
+        .clone()
+        .write(Vec::new())
+        .with_input_plan(plan)
+        .with_save_mode(SaveMode::Append)
+        .with_session_state(write_session()?)
+        .with_writer_properties(prepared.writer.clone())
+        .with_commit_properties(properties)
+        .await
+        .map(|t| (t, None)))
+}
 
 /// MERGEs the consolidated units; when none of them held a fresh row (the MERGE then commits
 /// nothing), the positions are still recorded.
