@@ -375,3 +375,12 @@ test('kafka.on_position_lost: fail by default, earliest or latest, anything else
   const reset = fails(t, doc({ kafka: { properties: { 'auto.offset.reset': 'earliest' } } }));
   t.regex(problem(reset, 'kafka.properties.auto.offset.reset'), /kafka\.on_position_lost/);
 });
+
+test('delta.epoch_unit is ms by default, s or us otherwise; delta.day_window_years is 10 by default', (t) => {
+  t.is(ok(doc()).delta.epochUnit, 'ms');
+  t.is(ok(doc()).delta.dayWindowYears, 10);
+  t.is(ok(doc({ delta: { epoch_unit: 'S' } })).delta.epochUnit, 's');
+  t.is(ok(doc({ delta: { day_window_years: 50 } })).delta.dayWindowYears, 50);
+  t.is(problem(fails(t, doc({ delta: { epoch_unit: 'minutes' } })), 'delta.epoch_unit'), 'expected one of s, ms, us, got the string "minutes"');
+  t.regex(problem(fails(t, doc({ delta: { day_window_years: 0 } })), 'delta.day_window_years'), /from 1 to 1000/);
+});

@@ -132,7 +132,7 @@ test('[integration] bad messages go to the dead-letter table with reasons; the g
       [topic, 1, 12, 'missing_field'],
       [topic, 1, 13, 'no_day'],
       [topic, 1, 14, 'not_an_object'],
-      [topic, 1, 15, 'empty_payload'],
+      [topic, 1, 15, 'tombstone'],
     ],
   );
   t.is(Buffer.from(String(dead[0]?.payload), 'hex').toString(), '{"id": "broken", "seq": ');

@@ -1,17 +1,81 @@
 //! Deriving the day partition of a record: from a `YYYY-MM-DD` value, an event time (ISO-8601 or
-//! epoch seconds/milliseconds) or the Kafka timestamp, in a configured time zone.
+//! an epoch number in the configured unit) or the Kafka timestamp, in a configured time zone;
+//! and the window of days a record may fall on.
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, Months, NaiveDate, NaiveDateTime, Utc};
 use chrono_tz::Tz;
+use napi_derive::napi;
 
 /// Days since 1970-01-01, the representation of Arrow's Date32.
 pub type EpochDay = i32;
 
 const UNIX_EPOCH_DAY: NaiveDate = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
 
-/// Epoch values below this are seconds, at or above it milliseconds (10^11 s is the year 5138,
-/// 10^11 ms is 1973), so both units can share one field without configuration.
-const SECONDS_MILLIS_THRESHOLD: f64 = 1e11;
+/// The unit of epoch numbers in event-time fields and timestamp columns (`delta.epoch_unit`).
+#[napi(string_enum)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum EpochUnit {
+    #[napi(value = "s")]
+    Seconds,
+    /// What producers' clocks give (`Date.now()`, `System.currentTimeMillis()`).
+    #[napi(value = "ms")]
+    #[default]
+    Millis,
+    #[napi(value = "us")]
+    Micros,
+}
+
+impl EpochUnit {
+    /// How many of this unit make a second.
+    pub fn per_second(self) -> i64 {
+        match self {
+            EpochUnit::Seconds => 1,
+            EpochUnit::Millis => 1_000,
+            EpochUnit::Micros => 1_000_000,
+        }
+    }
+
+    fn to_millis(self, number: f64) -> f64 {
+        number * 1000.0 / self.per_second() as f64
+    }
+}
+
+/// The days a record may fall on: a day outside `years` of today is a producer's bug (an epoch
+/// in the wrong unit, a zeroed clock), and would create a partition far from all others.
+#[derive(Debug, Clone, Copy)]
+pub struct DayWindow {
+    first: EpochDay,
+    last: EpochDay,
+    years: u32,
+}
+
+impl DayWindow {
+    /// The window around today (UTC), `years` each way.
+    pub fn around_today(years: u32) -> Self {
+        let today = Utc::now().date_naive();
+        let months = Months::new(years.saturating_mul(12));
+        let first = today.checked_sub_months(months).unwrap_or(NaiveDate::MIN);
+        let last = today.checked_add_months(months).unwrap_or(NaiveDate::MAX);
+        Self {
+            first: to_epoch_day(first),
+            last: to_epoch_day(last),
+            years,
+        }
+    }
+
+    /// `day` itself, or why it is outside the window.
+    pub fn check(&self, day: EpochDay) -> Result<EpochDay, String> {
+        if (self.first..=self.last).contains(&day) {
+            Ok(day)
+        } else {
+            Err(format!(
+                "day {} is more than {} years from today (delta.day_window_years)",
+                format_day(day),
+                self.years
+            ))
+        }
+    }
+}
 
 pub fn to_epoch_day(date: NaiveDate) -> EpochDay {
     // The span since 1970 in days always fits i32 for chrono's supported years.
@@ -46,19 +110,16 @@ pub fn day_of_millis(millis: i64, tz: Tz) -> Option<EpochDay> {
     Some(to_epoch_day(utc.with_timezone(&tz).date_naive()))
 }
 
-/// The day of an event time given as text: epoch seconds or milliseconds, an RFC 3339 instant
+/// The day of an event time given as text: an epoch number in `unit`, an RFC 3339 instant
 /// (converted to `tz`), a local date-time (taken as already in `tz`) or a bare date.
-pub fn day_of_event_time(value: &str, tz: Tz) -> Result<EpochDay, String> {
+pub fn day_of_event_time(value: &str, tz: Tz, unit: EpochUnit) -> Result<EpochDay, String> {
     let text = value.trim();
     if let Ok(number) = text.parse::<f64>() {
-        if !number.is_finite() || number < 0.0 {
+        let millis = unit.to_millis(number);
+        // Far beyond any calendar chrono knows, so the cast below cannot saturate silently.
+        if !millis.is_finite() || millis.abs() > 1e17 {
             return Err(format!("epoch time {text} is out of range"));
         }
-        let millis = if number < SECONDS_MILLIS_THRESHOLD {
-            number * 1000.0
-        } else {
-            number
-        };
         return day_of_millis(millis as i64, tz)
             .ok_or_else(|| format!("epoch time {text} is out of range"));
     }
@@ -78,7 +139,7 @@ pub fn day_of_event_time(value: &str, tz: Tz) -> Result<EpochDay, String> {
         return Ok(to_epoch_day(date));
     }
     Err(format!(
-        "{value:?} is neither an ISO-8601 date/time nor epoch seconds/milliseconds"
+        "{value:?} is neither an ISO-8601 date/time nor an epoch number"
     ))
 }
 
@@ -114,13 +175,39 @@ mod tests {
             "2026-11-23T10:00:00.123+00:00",
             "2026-11-23 23:59:59",
             "2026-11-23",
-            "1795420800",    // seconds
-            "1795420800000", // milliseconds
+            "1795420800000", // milliseconds, the default unit
         ] {
-            assert_eq!(day_of_event_time(text, utc), Ok(expected), "{text}");
+            assert_eq!(
+                day_of_event_time(text, utc, EpochUnit::Millis),
+                Ok(expected),
+                "{text}"
+            );
         }
-        assert!(day_of_event_time("soon", utc).is_err());
-        assert!(day_of_event_time("-5", utc).is_err());
+        assert_eq!(
+            day_of_event_time("1795420800", utc, EpochUnit::Seconds),
+            Ok(expected)
+        );
+        assert_eq!(
+            day_of_event_time("1795420800000000", utc, EpochUnit::Micros),
+            Ok(expected)
+        );
+        // Seconds read as milliseconds: 1970-01-21, which the day window then refuses.
+        assert_eq!(
+            day_of_event_time("1795420800", utc, EpochUnit::Millis),
+            Ok(day("1970-01-21"))
+        );
+        assert!(day_of_event_time("soon", utc, EpochUnit::Millis).is_err());
+        assert!(day_of_event_time("1e300", utc, EpochUnit::Millis).is_err());
+    }
+
+    #[test]
+    fn days_far_from_today_are_outside_the_window() {
+        let window = DayWindow::around_today(10);
+        let today = to_epoch_day(Utc::now().date_naive());
+        assert_eq!(window.check(today), Ok(today));
+        assert_eq!(window.check(today - 365 * 9), Ok(today - 365 * 9));
+        assert!(window.check(today + 365 * 11).is_err());
+        assert!(window.check(day("1970-01-21")).is_err());
     }
 
     #[test]
@@ -128,12 +215,12 @@ mod tests {
         let tokyo = parse_timezone("Asia/Tokyo").expect("tz");
         // 20:00 UTC is 05:00 the next morning in Tokyo.
         assert_eq!(
-            day_of_event_time("2026-11-23T20:00:00Z", tokyo),
+            day_of_event_time("2026-11-23T20:00:00Z", tokyo, EpochUnit::Millis),
             Ok(day("2026-11-24"))
         );
         // A local date-time is already in the zone.
         assert_eq!(
-            day_of_event_time("2026-11-23T20:00:00", tokyo),
+            day_of_event_time("2026-11-23T20:00:00", tokyo, EpochUnit::Millis),
             Ok(day("2026-11-23"))
         );
         assert_eq!(

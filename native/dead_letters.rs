@@ -83,9 +83,9 @@ pub fn dead_letter_batch(
         Arc::new(BinaryArray::from_iter(
             rejected.iter().map(|r| messages.key(idx(r))),
         )),
-        Arc::new(BinaryArray::from_iter(
-            rejected.iter().map(|r| Some(messages.payload(idx(r)))),
-        )),
+        Arc::new(BinaryArray::from_iter(rejected.iter().map(|r| {
+            (!messages.is_tombstone(idx(r))).then(|| messages.payload(idx(r)))
+        }))),
         Arc::new(StringArray::from_iter_values(
             rejected.iter().map(|r| r.kind),
         )),

@@ -10,17 +10,19 @@ use std::sync::Arc;
 use arrow_json::ReaderBuilder;
 use chrono_tz::Tz;
 use deltalake::arrow::array::{
-    Array, ArrayRef, BinaryArray, BooleanArray, Date32Array, Int32Array, Int64Array, RecordBatch,
-    StringArray, TimestampMillisecondArray, UInt16Array,
+    Array, ArrayRef, BooleanArray, Date32Array, Int32Array, Int64Array, RecordBatch, StringArray,
+    UInt16Array,
 };
 use deltalake::arrow::compute::{cast, concat_batches, filter_record_batch};
 use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use rayon::prelude::*;
 
-use crate::day::{self, EpochDay};
+use crate::day::{self, DayWindow, EpochDay, EpochUnit};
 use crate::error::{CoreError, CoreResult};
 use crate::json::{decode_json, screen_payload};
 pub use crate::messages::Messages;
+use crate::metadata::{self, KafkaMetadataColumns, MetadataColumn};
+use crate::timestamps::TimestampFields;
 
 /// Internal columns carried by staged rows (dropped before writing): the Kafka position of each
 /// row, for exactly-once filtering and for ordering duplicates.
@@ -31,44 +33,19 @@ pub const OFFSET_COLUMN: &str = "__kdr_offset";
 /// The smallest chunk worth a rayon task; smaller batches decode in one piece.
 const MIN_CHUNK: usize = 1024;
 
+/// The longest `detail` a dead letter keeps: arrow-json's errors quote the offending value, and
+/// a dead letter that repeats a megabyte payload in its detail would not fit its sink.
+pub const MAX_DETAIL_BYTES: usize = 1024;
+
 /// Where a record's day comes from.
 #[derive(Debug, Clone)]
 pub enum DaySource {
     /// The partition column's own field in the record (`YYYY-MM-DD`).
     Column,
-    /// An event-time field: ISO-8601 text or epoch seconds/milliseconds.
+    /// An event-time field: ISO-8601 text or an epoch number in `DecodeOptions::epoch_unit`.
     Field(String),
     /// The Kafka message timestamp.
     KafkaTimestamp,
-}
-
-/// Table columns that receive Kafka metadata rather than a JSON field.
-#[napi_derive::napi(object)]
-#[derive(Debug, Clone, Default)]
-pub struct KafkaMetadataColumns {
-    pub topic: Option<String>,
-    pub partition: Option<String>,
-    pub offset: Option<String>,
-    pub timestamp: Option<String>,
-    pub key: Option<String>,
-    /// A string column receiving the headers as a JSON object.
-    pub headers: Option<String>,
-}
-
-impl KafkaMetadataColumns {
-    fn names(&self) -> impl Iterator<Item = &str> {
-        [
-            &self.topic,
-            &self.partition,
-            &self.offset,
-            &self.timestamp,
-            &self.key,
-            &self.headers,
-        ]
-        .into_iter()
-        .flatten()
-        .map(String::as_str)
-    }
 }
 
 /// What decoding needs to know besides the messages.
@@ -82,6 +59,10 @@ pub struct DecodeOptions {
     pub topics: Vec<String>,
     /// Dedup key columns whose null sends the message to the dead-letter sink.
     pub reject_null_keys: Vec<String>,
+    /// The unit of epoch numbers in event-time fields and timestamp columns.
+    pub epoch_unit: EpochUnit,
+    /// A record whose day is further than this from today is a dead letter.
+    pub day_window_years: u32,
 }
 
 /// The kind of the table's partition column.
@@ -101,6 +82,8 @@ pub struct DecodeSpec {
     /// The table columns read from the JSON, all nullable so a missing field gets its own reason.
     json_schema: SchemaRef,
     day_column: DayColumn,
+    metadata: Vec<MetadataColumn>,
+    timestamps: TimestampFields,
 }
 
 /// Why a message went to the dead-letter sink: a short, low-cardinality kind and the detail.
@@ -108,7 +91,33 @@ pub struct DecodeSpec {
 pub struct Rejection {
     pub message_index: usize,
     pub kind: &'static str,
+    /// At most `MAX_DETAIL_BYTES`.
     pub detail: String,
+}
+
+impl Rejection {
+    pub fn new(message_index: usize, kind: &'static str, detail: String) -> Self {
+        Self {
+            message_index,
+            kind,
+            detail: bounded(detail),
+        }
+    }
+}
+
+/// `detail` cut to `MAX_DETAIL_BYTES` at a character boundary, saying how much was cut.
+fn bounded(mut detail: String) -> String {
+    if detail.len() <= MAX_DETAIL_BYTES {
+        return detail;
+    }
+    let total = detail.len();
+    let mut end = MAX_DETAIL_BYTES - 40;
+    while !detail.is_char_boundary(end) {
+        end -= 1;
+    }
+    detail.truncate(end);
+    detail.push_str(&format!("... ({} of {total} bytes cut)", total - end));
+    detail
 }
 
 /// The outcome of decoding one batch.
@@ -140,19 +149,12 @@ impl DecodeSpec {
                 )))
             }
         };
-        for name in options.metadata.names() {
-            if table_schema.field_with_name(name).is_err() {
-                return Err(CoreError::SchemaMismatch(format!(
-                    "delta.kafka_metadata maps onto column {name:?}, which the table does not have"
-                )));
-            }
-        }
-        let metadata: Vec<&str> = options.metadata.names().collect();
+        let metadata = options.metadata.resolve(&table_schema)?;
         let derived_day = !matches!(options.day_source, DaySource::Column);
         let json_fields: Vec<Field> = table_schema
             .fields()
             .iter()
-            .filter(|f| !metadata.contains(&f.name().as_str()))
+            .filter(|f| !metadata.iter().any(|m| &m.name == f.name()))
             .filter(|f| !(derived_day && f.name() == &options.partition_column))
             .map(|f| f.as_ref().clone().with_nullable(true))
             .collect();
@@ -164,11 +166,14 @@ impl DecodeSpec {
         staged_fields.push(Field::new(TOPIC_COLUMN, DataType::UInt16, false));
         staged_fields.push(Field::new(PARTITION_COLUMN, DataType::Int32, false));
         staged_fields.push(Field::new(OFFSET_COLUMN, DataType::Int64, false));
+        let json_schema: SchemaRef = Arc::new(Schema::new(json_fields));
         Ok(Self {
-            json_schema: Arc::new(Schema::new(json_fields)),
+            timestamps: TimestampFields::of(&json_schema),
+            json_schema,
             staged_schema: Arc::new(Schema::new(staged_fields)),
             table_schema,
             day_column,
+            metadata,
             options,
         })
     }
@@ -211,14 +216,10 @@ impl DecodeSpec {
     fn decode_chunk(&self, messages: &Messages<'_>, range: Range<usize>) -> CoreResult<Decoded> {
         let mut rejected = Vec::new();
         let candidates: Vec<usize> = range
-            .filter(|&i| match screen_payload(messages.payload(i)) {
+            .filter(|&i| match screen(messages, i) {
                 Ok(()) => true,
                 Err((kind, detail)) => {
-                    rejected.push(Rejection {
-                        message_index: i,
-                        kind,
-                        detail,
-                    });
+                    rejected.push(Rejection::new(i, kind, detail));
                     false
                 }
             })
@@ -239,6 +240,15 @@ impl DecodeSpec {
 
         let mut keep = vec![true; accepted.len()];
         self.check_required(&json_rows, &accepted, &mut keep, &mut rejected);
+        self.check_metadata(messages, &accepted, &mut keep, &mut rejected);
+        let json_rows = self.timestamps.read_numbers(
+            self.options.epoch_unit,
+            messages,
+            &json_rows,
+            &accepted,
+            &mut keep,
+            &mut rejected,
+        )?;
         let days = self.derive_days(messages, &json_rows, &accepted, &mut keep, &mut rejected)?;
 
         let mask = BooleanArray::from(keep.clone());
@@ -298,11 +308,29 @@ impl DecodeSpec {
             for (row, &message_index) in accepted.iter().enumerate() {
                 if keep[row] && column.is_null(row) {
                     keep[row] = false;
-                    rejected.push(Rejection {
-                        message_index,
-                        kind,
-                        detail: detail.clone(),
-                    });
+                    rejected.push(Rejection::new(message_index, kind, detail.clone()));
+                }
+            }
+        }
+    }
+
+    /// A message that would put null into a NOT NULL metadata column (no key, no headers, no
+    /// timestamp, a key that is not text) is a dead letter, not a failed batch.
+    fn check_metadata(
+        &self,
+        messages: &Messages<'_>,
+        accepted: &[usize],
+        keep: &mut [bool],
+        rejected: &mut Vec<Rejection>,
+    ) {
+        for column in &self.metadata {
+            for (row, &message_index) in accepted.iter().enumerate() {
+                if !keep[row] {
+                    continue;
+                }
+                if let Some((kind, detail)) = column.refusal(messages, message_index) {
+                    keep[row] = false;
+                    rejected.push(Rejection::new(message_index, kind, detail));
                 }
             }
         }
@@ -328,33 +356,28 @@ impl DecodeSpec {
             }
             DaySource::KafkaTimestamp => accepted
                 .iter()
-                .map(|&i| {
-                    let ts = messages.timestamps[i];
-                    if ts.is_finite() && ts >= 0.0 {
-                        day::day_of_millis(ts as i64, tz)
-                            .ok_or(("no_day", format!("Kafka timestamp {ts} is out of range")))
-                    } else {
-                        Err(("no_day", "the message has no Kafka timestamp".to_string()))
-                    }
+                .map(|&i| match metadata::timestamp_of(messages, i) {
+                    Some(ts) => day::day_of_millis(ts, tz)
+                        .ok_or(("no_day", format!("Kafka timestamp {ts} is out of range"))),
+                    None => Err(("no_day", "the message has no Kafka timestamp".to_string())),
                 })
                 .collect(),
             DaySource::Field(field) => self.field_days(messages, accepted, field)?,
         };
+        let window = DayWindow::around_today(self.options.day_window_years);
         Ok(days
             .drain(..)
             .enumerate()
-            .map(|(row, result)| match result {
-                Ok(d) => Some(d),
-                Err((kind, detail)) => {
-                    if keep[row] {
-                        keep[row] = false;
-                        rejected.push(Rejection {
-                            message_index: accepted[row],
-                            kind,
-                            detail,
-                        });
+            .map(|(row, result)| {
+                match result.and_then(|d| window.check(d).map_err(|e| ("day_out_of_range", e))) {
+                    Ok(d) => Some(d),
+                    Err((kind, detail)) => {
+                        if keep[row] {
+                            keep[row] = false;
+                            rejected.push(Rejection::new(accepted[row], kind, detail));
+                        }
+                        None
                     }
-                    None
                 }
             })
             .collect())
@@ -398,7 +421,8 @@ impl DecodeSpec {
                         format!("event time field {field:?} is missing or null"),
                     ))
                 } else {
-                    day::day_of_event_time(values.value(row), self.options.timezone)
+                    let (tz, unit) = (self.options.timezone, self.options.epoch_unit);
+                    day::day_of_event_time(values.value(row), tz, unit)
                         .map_err(|e| ("no_day", format!("event time field {field:?}: {e}")))
                 };
             }
@@ -414,39 +438,13 @@ impl DecodeSpec {
         accepted: &[usize],
         days: &[EpochDay],
     ) -> CoreResult<RecordBatch> {
-        let meta = &self.options.metadata;
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.staged_schema.fields().len());
         for field in self.table_schema.fields() {
             let name = field.name().as_str();
             let column: ArrayRef = if name == self.options.partition_column {
                 self.day_array(days)
-            } else if meta.topic.as_deref() == Some(name) {
-                Arc::new(StringArray::from_iter_values(accepted.iter().map(|&i| {
-                    let index = messages.topic_indexes[i] as usize;
-                    self.options.topics.get(index).map_or("", String::as_str)
-                })))
-            } else if meta.partition.as_deref() == Some(name) {
-                Arc::new(Int32Array::from_iter_values(
-                    accepted.iter().map(|&i| messages.partitions[i]),
-                ))
-            } else if meta.offset.as_deref() == Some(name) {
-                Arc::new(Int64Array::from_iter_values(
-                    accepted.iter().map(|&i| messages.offset(i)),
-                ))
-            } else if meta.timestamp.as_deref() == Some(name) {
-                Arc::new(
-                    TimestampMillisecondArray::from_iter(accepted.iter().map(|&i| {
-                        let ts = messages.timestamps[i];
-                        (ts.is_finite() && ts >= 0.0).then_some(ts as i64)
-                    }))
-                    .with_timezone("UTC"),
-                )
-            } else if meta.key.as_deref() == Some(name) {
-                key_array(messages, accepted, field.data_type())
-            } else if meta.headers.as_deref() == Some(name) {
-                Arc::new(StringArray::from_iter(
-                    accepted.iter().map(|&i| messages.headers(i)),
-                ))
+            } else if let Some(meta) = self.metadata.iter().find(|m| m.name == name) {
+                meta.values(messages, accepted, &self.options.topics)
             } else {
                 json_rows.column_by_name(name).cloned().ok_or_else(|| {
                     CoreError::Internal(format!("column {name:?} was not decoded"))
@@ -476,6 +474,14 @@ impl DecodeSpec {
     }
 }
 
+/// A message must have a value holding a JSON object; anything else is rejected before decoding.
+fn screen(messages: &Messages<'_>, i: usize) -> Result<(), (&'static str, String)> {
+    if messages.is_tombstone(i) {
+        return Err(("tombstone", "the message has no value (a tombstone)".into()));
+    }
+    screen_payload(messages.payload(i))
+}
+
 /// The days of a decoded `YYYY-MM-DD` (or date) partition column.
 fn column_days(
     column: &ArrayRef,
@@ -499,19 +505,6 @@ fn column_days(
             }
         })
         .collect())
-}
-
-fn key_array(messages: &Messages<'_>, accepted: &[usize], target: &DataType) -> ArrayRef {
-    let keys = accepted.iter().map(|&i| messages.key(i));
-    match target {
-        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => {
-            Arc::new(BinaryArray::from_iter(keys))
-        }
-        // A key that is not UTF-8 cannot be text: it is stored as null rather than mangled.
-        _ => Arc::new(StringArray::from_iter(
-            keys.map(|k| k.and_then(|bytes| std::str::from_utf8(bytes).ok())),
-        )),
-    }
 }
 
 /// Casts a built column to the table's exact type (e.g. Int32 partition into an Int64 column).

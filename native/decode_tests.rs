@@ -1,6 +1,7 @@
 //! Decoding tests: rows, days, metadata and every rejection kind.
 
 use super::*;
+use crate::messages::{ABSENT_KEY, ABSENT_VALUE};
 use deltalake::arrow::array::{AsArray, Float64Array};
 use deltalake::arrow::datatypes::Int64Type;
 
@@ -25,6 +26,8 @@ fn options(day_source: DaySource) -> DecodeOptions {
         },
         topics: vec!["events".into()],
         reject_null_keys: Vec::new(),
+        epoch_unit: EpochUnit::Millis,
+        day_window_years: 10,
     }
 }
 
@@ -70,6 +73,7 @@ impl Packed {
             timestamps: &self.timestamps,
             keys: None,
             headers: None,
+            absent: None,
         }
     }
 }
@@ -184,15 +188,34 @@ fn days_from_an_event_field_or_the_kafka_timestamp() {
         DaySource::Field("ts".into()),
         &[
             r#"{"id":"iso","ts":"2026-11-21T23:30:00Z"}"#,
+            // Epoch seconds read as the default milliseconds: 1970, outside the day window.
             r#"{"id":"secs","ts":1795435200}"#,
             r#"{"id":"millis","ts":1795435200000}"#,
             r#"{"id":"none"}"#,
             r#"{"id":"bad","ts":"noon"}"#,
+            r#"{"id":"future","ts":"2999-01-01T00:00:00Z"}"#,
         ],
     );
-    assert_eq!(kinds(&decoded), vec![(3, "no_day"), (4, "no_day")]);
+    assert_eq!(
+        kinds(&decoded),
+        vec![
+            (1, "day_out_of_range"),
+            (3, "no_day"),
+            (4, "no_day"),
+            (5, "day_out_of_range")
+        ]
+    );
     let days: Vec<String> = decoded.days.iter().map(|&d| day::format_day(d)).collect();
-    assert_eq!(days, vec!["2026-11-21", "2026-11-23", "2026-11-23"]);
+    assert_eq!(days, vec!["2026-11-21", "2026-11-23"]);
+
+    let mut opts = options(DaySource::Field("ts".into()));
+    opts.epoch_unit = EpochUnit::Seconds;
+    let spec = DecodeSpec::new(table_schema(), opts).expect("spec");
+    let seconds = spec
+        .decode(&pack(&[r#"{"id":"secs","ts":1795435200}"#]).messages())
+        .expect("decode");
+    assert!(seconds.rejected.is_empty(), "{:?}", seconds.rejected);
+    assert_eq!(day::format_day(seconds.days[0]), "2026-11-23");
 
     let by_timestamp = decode(DaySource::KafkaTimestamp, &[r#"{"id":"k"}"#]);
     assert!(by_timestamp.rejected.is_empty());
@@ -249,4 +272,159 @@ fn inconsistent_batches_are_an_error_not_a_panic() {
         spec.decode(&messages),
         Err(CoreError::InvalidArgument(_))
     ));
+}
+
+fn metadata_schema(key_nullable: bool, key_type: DataType) -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Utf8, false),
+        Field::new("kkey", key_type, key_nullable),
+        Field::new("kts", utc_millis(), false),
+        Field::new("date_col", DataType::Utf8, false),
+    ]))
+}
+
+fn metadata_options() -> DecodeOptions {
+    let mut opts = options(DaySource::Column);
+    opts.metadata = KafkaMetadataColumns {
+        key: Some("kkey".into()),
+        timestamp: Some("kts".into()),
+        ..Default::default()
+    };
+    opts
+}
+
+/// Three messages: keyed "k", an empty key, no key; and a fourth whose key is not UTF-8.
+fn keyed_messages() -> (Vec<u8>, Vec<u32>, Vec<u8>) {
+    let keys: Vec<u8> = [b"k".as_slice(), b"", b"", &[0xff, 0xfe]].concat();
+    let ends = vec![1, 1, 1, 3];
+    let absent = vec![0, 0, ABSENT_KEY, 0];
+    (keys, ends, absent)
+}
+
+#[test]
+fn a_keyless_message_gives_a_nullable_key_column_null_and_an_empty_key_stays_empty() {
+    let payload = r#"{"id":"a","date_col":"2026-11-23"}"#;
+    let packed = pack(&[payload; 4]);
+    let (keys, ends, absent) = keyed_messages();
+    let mut messages = packed.messages();
+    messages.keys = Some((&keys, &ends));
+    messages.absent = Some(&absent);
+    let spec =
+        DecodeSpec::new(metadata_schema(true, DataType::Utf8), metadata_options()).expect("spec");
+    let decoded = spec.decode(&messages).expect("decode");
+    assert!(decoded.rejected.is_empty(), "{:?}", decoded.rejected);
+    let rows = decoded.rows.expect("rows");
+    let kkey = rows.column(1).as_string::<i32>();
+    // Not UTF-8 into a nullable string column: null (a binary column keeps the bytes).
+    assert_eq!(
+        kkey.iter().collect::<Vec<_>>(),
+        vec![Some("k"), Some(""), None, None]
+    );
+
+    let spec =
+        DecodeSpec::new(metadata_schema(true, DataType::Binary), metadata_options()).expect("spec");
+    let rows = spec.decode(&messages).expect("decode").rows.expect("rows");
+    let kkey = rows.column(1).as_binary::<i32>();
+    assert_eq!(
+        kkey.iter().collect::<Vec<_>>(),
+        vec![
+            Some(&b"k"[..]),
+            Some(&b""[..]),
+            None,
+            Some(&[0xff, 0xfe][..])
+        ]
+    );
+}
+
+#[test]
+fn a_message_that_would_put_null_into_a_not_null_metadata_column_is_a_dead_letter() {
+    let payload = r#"{"id":"a","date_col":"2026-11-23"}"#;
+    let mut packed = pack(&[payload; 4]);
+    let (keys, ends, absent) = keyed_messages();
+    packed.timestamps[0] = -1.0;
+    let mut messages = packed.messages();
+    messages.keys = Some((&keys, &ends));
+    messages.absent = Some(&absent);
+    let spec =
+        DecodeSpec::new(metadata_schema(false, DataType::Utf8), metadata_options()).expect("spec");
+    let decoded = spec.decode(&messages).expect("decode");
+    assert_eq!(
+        kinds(&decoded),
+        vec![(0, "no_timestamp"), (2, "no_key"), (3, "key_not_utf8")]
+    );
+    assert!(decoded.rejected[1].detail.contains("\"kkey\""));
+    let rows = decoded.rows.expect("rows");
+    assert_eq!(
+        rows.column(1).as_string::<i32>().iter().collect::<Vec<_>>(),
+        vec![Some("")]
+    );
+}
+
+#[test]
+fn a_tombstone_is_its_own_dead_letter_and_details_are_bounded() {
+    let huge = format!(
+        r#"{{"id":"big","amount":"{}","date_col":"2026-11-23"}}"#,
+        "x".repeat(1 << 20)
+    );
+    let packed = pack(&[r#"{"id":"a","date_col":"2026-11-23"}"#, "", "", &huge]);
+    let absent = [0, ABSENT_VALUE, 0, 0];
+    let mut messages = packed.messages();
+    messages.absent = Some(&absent);
+    let spec = DecodeSpec::new(table_schema(), options(DaySource::Column)).expect("spec");
+    let decoded = spec.decode(&messages).expect("decode");
+    assert_eq!(
+        kinds(&decoded),
+        vec![(1, "tombstone"), (2, "empty_payload"), (3, "type_mismatch")]
+    );
+    let detail = &decoded.rejected[2].detail;
+    assert!(detail.len() <= MAX_DETAIL_BYTES, "{}", detail.len());
+    assert!(detail.contains("bytes cut"), "{detail}");
+}
+
+#[test]
+fn numbers_in_a_timestamp_column_are_epoch_milliseconds_by_default() {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Utf8, false),
+        Field::new(
+            "at",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            true,
+        ),
+        Field::new("kafka_offset", DataType::Int64, true),
+        Field::new("date_col", DataType::Utf8, false),
+    ]));
+    let payloads = [
+        r#"{"id":"ms","at":1795435200123,"date_col":"2026-11-23"}"#,
+        r#"{"id":"iso","at":"2026-11-23T12:00:00.123456Z","date_col":"2026-11-23"}"#,
+        r#"{"id":"none","date_col":"2026-11-23"}"#,
+        r#"{"id":"huge","at":9223372036854775807,"date_col":"2026-11-23"}"#,
+    ];
+    let spec = DecodeSpec::new(schema.clone(), options(DaySource::Column)).expect("spec");
+    let decoded = spec.decode(&pack(&payloads).messages()).expect("decode");
+    assert_eq!(kinds(&decoded), vec![(3, "type_mismatch")]);
+    let rows = decoded.rows.expect("rows");
+    let at = rows
+        .column(1)
+        .as_primitive::<deltalake::arrow::datatypes::TimestampMicrosecondType>();
+    assert_eq!(
+        at.iter().collect::<Vec<_>>(),
+        vec![
+            Some(1_795_435_200_123_000),
+            Some(1_795_435_200_123_456),
+            None
+        ]
+    );
+
+    let mut opts = options(DaySource::Column);
+    opts.epoch_unit = EpochUnit::Micros;
+    let spec = DecodeSpec::new(schema, opts).expect("spec");
+    let rows = spec
+        .decode(&pack(&payloads[..1]).messages())
+        .expect("decode")
+        .rows
+        .expect("rows");
+    let at = rows
+        .column(1)
+        .as_primitive::<deltalake::arrow::datatypes::TimestampMicrosecondType>();
+    assert_eq!(at.value(0), 1_795_435_200_123);
 }

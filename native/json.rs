@@ -13,6 +13,12 @@ pub fn screen_payload(payload: &[u8]) -> Result<(), (&'static str, String)> {
     match payload.iter().find(|b| !b.is_ascii_whitespace()) {
         None => Err(("empty_payload", "the message has no payload".into())),
         Some(b'{') => Ok(()),
+        // An array, or the start of one: not an object either way, and never parsed here (a
+        // hostile payload may nest thousands deep).
+        Some(b'[') => Err((
+            "not_an_object",
+            "the payload is a JSON array, not an object".into(),
+        )),
         // Only rejected payloads get here, so parsing them once more to tell valid JSON that is
         // not an object (`[1, 2]`, `42`) from text that is not JSON at all costs nothing.
         Some(_) if serde_json::from_slice::<serde::de::IgnoredAny>(payload).is_ok() => Err((
@@ -41,11 +47,7 @@ pub fn decode_json(
     for &i in indices {
         match decode_alone(builder, messages.payload(i))? {
             Ok(()) => good.push(i),
-            Err((kind, detail)) => rejected.push(Rejection {
-                message_index: i,
-                kind,
-                detail,
-            }),
+            Err((kind, detail)) => rejected.push(Rejection::new(i, kind, detail)),
         }
     }
     if good.is_empty() {
@@ -89,6 +91,13 @@ fn decode_alone(
     builder: &dyn Fn() -> ReaderBuilder,
     payload: &[u8],
 ) -> CoreResult<Result<(), (&'static str, String)>> {
+    // JSON is UTF-8 text (RFC 8259); arrow-json would report a bad string as a type mismatch.
+    if let Err(e) = std::str::from_utf8(payload) {
+        return Ok(Err((
+            "malformed_json",
+            format!("the payload is not UTF-8 text (byte {})", e.valid_up_to()),
+        )));
+    }
     let mut decoder = builder().with_batch_size(2).build_decoder()?;
     let read = match decoder.decode(payload) {
         Ok(read) => read,

@@ -17,6 +17,7 @@ mod logging;
 mod memory;
 mod merge;
 mod messages;
+mod metadata;
 mod metrics;
 mod positions;
 mod segment;
@@ -27,6 +28,7 @@ mod stage;
 mod staged_source;
 mod table;
 mod threads;
+mod timestamps;
 mod write;
 mod write_settings;
 

@@ -19,7 +19,14 @@ pub struct Messages<'a> {
     pub keys: Option<(&'a [u8], &'a [u32])>,
     /// Headers as JSON objects back to back with their ends, when a table column takes them.
     pub headers: Option<(&'a [u8], &'a [u32])>,
+    /// Per message, the `ABSENT_*` bits of what it does not have; `None`: it has everything.
+    pub absent: Option<&'a [u8]>,
 }
+
+/// The message has no value (a tombstone), not an empty one.
+pub const ABSENT_VALUE: u8 = 1;
+/// The message has no key, not an empty one.
+pub const ABSENT_KEY: u8 = 2;
 
 fn span(ends: &[u32], i: usize) -> Range<usize> {
     let start = if i == 0 { 0 } else { ends[i - 1] as usize };
@@ -35,8 +42,21 @@ impl Messages<'_> {
         &self.payloads[span(self.payload_ends, i)]
     }
 
+    /// The message's key; `None` when it has none (an empty key is `Some` of no bytes).
     pub fn key(&self, i: usize) -> Option<&[u8]> {
+        if self.lacks(i, ABSENT_KEY) {
+            return None;
+        }
         self.keys.map(|(bytes, ends)| &bytes[span(ends, i)])
+    }
+
+    /// Whether the message is a tombstone: a null value rather than an empty one.
+    pub fn is_tombstone(&self, i: usize) -> bool {
+        self.lacks(i, ABSENT_VALUE)
+    }
+
+    fn lacks(&self, i: usize, bit: u8) -> bool {
+        self.absent.is_some_and(|flags| flags[i] & bit != 0)
     }
 
     /// The message's headers as a JSON object; `None` when it has none.
@@ -59,6 +79,7 @@ impl Messages<'_> {
             self.partitions.len(),
             self.offsets.len(),
             self.timestamps.len(),
+            self.absent.map_or(n, <[u8]>::len),
         ]
         .iter()
         .all(|&len| len == n);

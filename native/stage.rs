@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use deltalake::arrow::array::{RecordBatch, UInt32Array};
 use deltalake::arrow::compute::take_record_batch;
 use napi::bindgen_prelude::{
-    Buffer, Float64Array, Int32Array as JsInt32Array, Uint16Array, Uint32Array,
+    Buffer, Float64Array, Int32Array as JsInt32Array, Uint16Array, Uint32Array, Uint8Array,
 };
 use napi_derive::napi;
 
@@ -44,6 +44,9 @@ pub struct MessageBatch {
     /// takes them. An empty span means the message has no headers.
     pub headers: Option<Buffer>,
     pub header_ends: Option<Uint32Array>,
+    /// Per message, what it does not have: bit 1 its value (a tombstone), bit 2 its key. Without
+    /// it every message has both (an empty span is an empty value or key).
+    pub absent: Option<Uint8Array>,
 }
 
 /// What one `append` did.
@@ -299,6 +302,7 @@ fn append_blocking(
             (Some(headers), Some(ends)) => Some((&headers[..], &ends[..])),
             _ => None,
         },
+        absent: batch.absent.as_deref(),
     };
     let started = std::time::Instant::now();
     let decoded = crate::threads::install(|| spec.decode(&messages))??;

@@ -12,17 +12,21 @@ use napi::Env;
 use napi_derive::napi;
 
 use crate::create::create;
-use crate::day;
+use crate::day::{self, EpochUnit};
 use crate::dead_letters::dead_letter_schema;
 use crate::dead_letters::{unhandled_dead_letters, DeadLetterRecord};
-use crate::decode::{DaySource, DecodeOptions, DecodeSpec, KafkaMetadataColumns};
+use crate::decode::{DaySource, DecodeOptions, DecodeSpec};
 use crate::error::{lock, CoreError, CoreResult};
+use crate::metadata::KafkaMetadataColumns;
 use crate::positions::check_positions_kept;
 use crate::positions::{record_starts, PartitionAppId, TxnVersion};
 use crate::segment::StagedSegment;
 use crate::spill::Staging;
 use crate::stage::Stage;
 use crate::write::{commit_segment, CommitOptions, CommitResult};
+
+/// How far from today a record's day may be, by default.
+const DEFAULT_DAY_WINDOW_YEARS: u32 = 10;
 
 /// How records are written.
 #[napi(string_enum)]
@@ -43,7 +47,7 @@ pub enum DaySourceKind {
     /// The partition column's own field in the record, as `YYYY-MM-DD`.
     #[napi(value = "column")]
     Column,
-    /// An event-time field (ISO-8601 text or epoch seconds/milliseconds).
+    /// An event-time field (ISO-8601 text or an epoch number in `epochUnit`).
     #[napi(value = "field")]
     Field,
     /// The Kafka message timestamp.
@@ -67,6 +71,10 @@ pub struct StageOptions {
     pub kafka_metadata: Option<KafkaMetadataColumns>,
     /// Columns (dedup keys) whose null or missing value sends a message to the dead letters.
     pub reject_null_keys: Option<Vec<String>>,
+    /// The unit of epoch numbers in the event-time field and in timestamp columns; default ms.
+    pub epoch_unit: Option<EpochUnit>,
+    /// A message whose day is more than this many years from today is a dead letter; default 10.
+    pub day_window_years: Option<u32>,
     /// Spill staged rows to local disk beyond a memory budget; absent: everything stays in
     /// memory until the flush.
     pub staging: Option<StagingOptions>,
@@ -155,6 +163,20 @@ async fn load(uri: &str, storage_options: HashMap<String, String>) -> CoreResult
     Ok(table)
 }
 
+/// Whether a Delta log exists at `uri`, without loading it.
+async fn has_table(uri: &str, storage_options: HashMap<String, String>) -> CoreResult<bool> {
+    if !uri.contains("://") && !std::path::Path::new(uri).exists() {
+        return Ok(false);
+    }
+    let url = ensure_table_uri(uri).map_err(|e| table_not_found(uri, e))?;
+    let table = DeltaTableBuilder::from_url(url)
+        .map_err(|e| table_not_found(uri, e))?
+        .with_storage_options(storage_options)
+        .build()
+        .map_err(|e| table_not_found(uri, e))?;
+    Ok(table.verify_deltatable_existence().await?)
+}
+
 pub fn table_info(uri: &str, table: &DeltaTable) -> CoreResult<TableInfo> {
     let state = table.snapshot()?;
     let metadata = state.metadata();
@@ -207,12 +229,12 @@ impl DeltaTarget {
         storage_options: Option<HashMap<String, String>>,
     ) -> napi::Result<DeltaTarget> {
         let options = storage_options.unwrap_or_default();
-        let table = match load(&uri, options.clone()).await {
-            Ok(table) => table,
-            Err(CoreError::TableNotFound { .. }) => {
-                create(&uri, &dead_letter_schema(), &["day".to_string()], options).await?
-            }
-            Err(err) => return Err(err.into()),
+        // Asked first rather than learnt from a failed load, which delta-rs's kernel logs at
+        // ERROR on every first start.
+        let table = if has_table(&uri, options.clone()).await? {
+            load(&uri, options).await?
+        } else {
+            create(&uri, &dead_letter_schema(), &["day".to_string()], options).await?
         };
         Ok(DeltaTarget {
             table: Arc::new(Mutex::new(table)),
@@ -364,6 +386,8 @@ impl DeltaTarget {
                 metadata: options.kafka_metadata.unwrap_or_default(),
                 topics: options.topics,
                 reject_null_keys: options.reject_null_keys.unwrap_or_default(),
+                epoch_unit: options.epoch_unit.unwrap_or_default(),
+                day_window_years: options.day_window_years.unwrap_or(DEFAULT_DAY_WINDOW_YEARS),
             },
         )?;
         let staging = match options.staging {

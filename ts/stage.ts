@@ -14,6 +14,7 @@ import {
   type StagingRecovery,
   type KafkaMetadataColumns,
   type DaySourceKind,
+  type EpochUnit,
 } from './native.js';
 import { native, nativeSync } from './errors.js';
 import { StagedSegment } from './segment.js';
@@ -21,6 +22,7 @@ import { StagedSegment } from './segment.js';
 export type {
   AppendResult,
   DaySourceKind,
+  EpochUnit,
   KafkaMetadataColumns,
   MessageBatch,
   PartitionPosition,

@@ -7,6 +7,8 @@
  * the package root for every key, its default and its meaning.
  */
 
+import type { EpochUnit } from '../native.js';
+
 export { parseConfig, loadConfig, redactConfig } from './load.js';
 export type { ParseConfigOptions, LoadConfigOptions } from './load.js';
 
@@ -34,6 +36,9 @@ export type PositionLostPolicy = 'fail' | 'earliest' | 'latest';
 
 /** What to do with JSON fields that are not columns of the table. */
 export type UnknownFieldsPolicy = 'ignore' | 'reject';
+
+/** The unit of epoch numbers in event-time fields and timestamp columns: `s`, `ms` or `us`. */
+export type { EpochUnit };
 
 /** What to do with records whose dedup keys are null or missing. */
 export type NullKeysPolicy = 'keep' | 'dead_letter';
@@ -102,7 +107,7 @@ export type PartitionSource =
       timezone: string;
     }
   | {
-      /** The day is derived from an event field (ISO-8601 string, or epoch seconds/milliseconds). */
+      /** The day is derived from an event field (ISO-8601 string, or an epoch number in {@link DeltaConfig.epochUnit}). */
       kind: 'field';
       /** Name of the JSON field holding the event time. */
       field: string;
@@ -130,6 +135,13 @@ export interface DeltaConfig {
   unknownFields: UnknownFieldsPolicy;
   /** Kafka metadata stored in table columns. Default `{}` (none). */
   kafkaMetadata: KafkaMetadataColumns;
+  /**
+   * Unit of epoch numbers in the event-time field and in timestamp columns (a number in a
+   * timestamp column would otherwise be read in the column's microseconds). Default `ms`.
+   */
+  epochUnit: EpochUnit;
+  /** A record whose day is more than this many years from today is a dead letter. Default 10. */
+  dayWindowYears: number;
   /** Columns matching source to target rows in MERGE mode. Default: `dedup.keys`. */
   mergeKeys: string[];
   /** SQL predicate over source columns; matching rows delete the target row (MERGE only). */

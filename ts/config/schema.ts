@@ -8,7 +8,7 @@ import type { ConfigProblem } from '../errors.js';
 import { scheduleProblem } from '../pipeline/schedule.js';
 import type {
   Config, DeadLetterConfig, DedupStrategy, DeltaCredentialsProvider, LogFormat, LogLevel, NullKeysPolicy,
-  PartitionSource, PositionLostPolicy, SaslMechanism, SecurityProtocol, StartFrom, UnknownFieldsPolicy, WriteMode,
+  PartitionSource, PositionLostPolicy, SaslMechanism, SecurityProtocol, StartFrom, UnknownFieldsPolicy, WriteMode, EpochUnit,
 } from './index.js';
 
 export type PathSegment = string | number;
@@ -127,6 +127,7 @@ const LOG_FORMATS = ['json', 'pretty'] as const satisfies readonly LogFormat[];
 const START_FROM = ['earliest', 'latest'] as const satisfies readonly StartFrom[];
 const POSITION_LOST = ['fail', 'earliest', 'latest'] as const satisfies readonly PositionLostPolicy[];
 const UNKNOWN_FIELDS = ['ignore', 'reject'] as const satisfies readonly UnknownFieldsPolicy[];
+const EPOCH_UNITS = ['s', 'ms', 'us'] as const satisfies readonly EpochUnit[];
 const STRATEGIES = ['last', 'first', 'merge'] as const satisfies readonly DedupStrategy[];
 const NULL_KEYS = ['keep', 'dead_letter'] as const satisfies readonly NullKeysPolicy[];
 const SASL = ['PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512'] as const satisfies readonly SaslMechanism[];
@@ -172,6 +173,8 @@ const deltaShape = {
   partition_source: z.strictObject(partitionSourceShape, section('partition source')).prefault({}),
   unknown_fields: choice(UNKNOWN_FIELDS, lower).default('ignore'),
   kafka_metadata: z.strictObject(kafkaMetadataShape, { error: 'a map of Kafka metadata fields to column names' }).default({}),
+  epoch_unit: choice(EPOCH_UNITS, lower).default('ms'),
+  day_window_years: int(1, 1000, 'an integer number of years from 1 to 1000').default(10),
   merge_keys: columnList.optional(),
   delete_when: nonEmpty('a SQL predicate').optional(),
   storage_options: stringMap.default({}),
@@ -398,6 +401,8 @@ export function toConfig(d: ParsedDocument): Config {
       partitionSource,
       unknownFields: dl.unknown_fields,
       kafkaMetadata: compact({ ...dl.kafka_metadata }),
+      epochUnit: dl.epoch_unit,
+      dayWindowYears: dl.day_window_years,
       mergeKeys: dl.merge_keys ?? d.dedup.keys,
       deleteWhen: dl.delete_when,
       storageOptions: { ...stringify(dl.storage_options), ...credentialMap },

@@ -21,6 +21,10 @@ function headersJson(headers: Message['headers']): string {
   return JSON.stringify(out);
 }
 
+/** Bits of a message's `absent` flags: what the message does not have (null, not empty). */
+export const ABSENT_VALUE = 1;
+export const ABSENT_KEY = 2;
+
 /** Which optional message parts to pack (only those a table column takes). */
 export interface PackOptions {
   keys: boolean;
@@ -56,12 +60,15 @@ export function packMessages(
   const partitions = new Int32Array(n);
   const offsets = new Float64Array(n);
   const timestamps = new Float64Array(n);
+  // A tombstone (null value) and a keyless message differ from empty ones; spans cannot say so.
+  const absent = new Uint8Array(n);
   let at = 0;
   for (let i = 0; i < n; i++) {
     const m = messages[i] as Message;
     const value = m.value;
     if (value) at += value.copy(payloads, at);
     payloadEnds[i] = at;
+    absent[i] = (value === null || value === undefined ? ABSENT_VALUE : 0) | (m.key === null || m.key === undefined ? ABSENT_KEY : 0);
     const index = topicIndex.get(m.topic);
     if (index === undefined) throw new Error(`message from unexpected topic ${JSON.stringify(m.topic)}`);
     topicIndexes[i] = index;
@@ -69,7 +76,7 @@ export function packMessages(
     offsets[i] = m.offset;
     timestamps[i] = typeof m.timestamp === 'number' && m.timestamp >= 0 ? m.timestamp : -1;
   }
-  const batch: MessageBatch = { payloads, payloadEnds, topicIndexes, partitions, offsets, timestamps };
+  const batch: MessageBatch = { payloads, payloadEnds, topicIndexes, partitions, offsets, timestamps, absent };
   if (options.keys) {
     const keys = packColumn(messages.map((m) => bytesOf(m.key)));
     batch.keys = keys.bytes;

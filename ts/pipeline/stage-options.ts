@@ -34,6 +34,8 @@ export function stageOptions(config: Config): StageOptions {
     topics: [...config.kafka.topics],
     kafkaMetadata: { topic, partition, offset, timestamp, key, headers },
     rejectNullKeys: config.dedup.nullKeys === 'dead_letter' ? consolidationKeys(config) : [],
+    epochUnit: config.delta.epochUnit,
+    dayWindowYears: config.delta.dayWindowYears,
   };
 }
 
