@@ -28,7 +28,8 @@ use crate::error::{CoreError, CoreResult};
 use crate::positions::{Coverage, PartitionKey, PartitionRange};
 pub use crate::spill_files::read_batches;
 use crate::spill_files::{
-    checksum, remove_if_present, staging_error, sync_dir, Checksummed, RunWriter,
+    checksum, create_private, create_private_dir, is_plain_file_name, remove_if_present,
+    staging_error, sync_dir, Checksummed, RunWriter,
 };
 
 const MANIFEST: &str = "manifest.json";
@@ -83,6 +84,15 @@ struct Manifest {
     generations: Vec<Generation>,
 }
 
+impl Manifest {
+    /// The file names it lists.
+    fn names(&self) -> impl Iterator<Item = &str> {
+        self.generations
+            .iter()
+            .flat_map(|g| g.files.iter().map(|f| f.name.as_str()))
+    }
+}
+
 /// What a stage spills into: a directory owned by one process at a time.
 pub struct Staging {
     pub dir: PathBuf,
@@ -120,11 +130,12 @@ impl Staging {
         max_memory_bytes: usize,
         bucket_keys: Vec<String>,
     ) -> CoreResult<Self> {
-        fs::create_dir_all(dir).map_err(|e| staging_error(dir, "cannot create", e))?;
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
+        create_private_dir(dir)?;
+        let mut lock = OpenOptions::new();
+        lock.create(true).truncate(false).write(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut lock, 0o600);
+        let lock = lock
             .open(dir.join(LOCK))
             .map_err(|e| staging_error(dir, "cannot open the lock of", e))?;
         if lock.try_lock().is_err() {
@@ -172,6 +183,13 @@ impl Staging {
             Err(e) => return Err(staging_error(&path, "cannot read", e)),
         };
         match serde_json::from_str::<Manifest>(&text) {
+            Ok(m) if m.names().any(|name| !is_plain_file_name(name)) => {
+                tracing::warn!(
+                    dir = %self.dir.display(),
+                    "staging manifest names a file outside the staging directory; not used"
+                );
+                Ok(None)
+            }
             Ok(m)
                 if m.format == FORMAT && m.identity == self.identity && m.topics == self.topics =>
             {
@@ -318,7 +336,7 @@ impl Staging {
             .first()
             .map(RecordBatch::schema)
             .ok_or_else(|| CoreError::Internal("spilling an empty day".into()))?;
-        let file = File::create(&path).map_err(|e| staging_error(&path, "cannot create", e))?;
+        let file = create_private(&path)?;
         let mut writer = FileWriter::try_new(BufWriter::new(Checksummed::new(file)), &schema)?;
         let mut runs = RunWriter::default();
         match (&self.bucketing, day) {
@@ -437,7 +455,7 @@ impl Staging {
             .map_err(|e| CoreError::Internal(format!("staging manifest: {e}")))?;
         let path = self.dir.join(MANIFEST);
         let temp = self.dir.join(format!("{MANIFEST}.tmp"));
-        let mut file = File::create(&temp).map_err(|e| staging_error(&temp, "cannot create", e))?;
+        let mut file = create_private(&temp)?;
         file.write_all(&text)
             .and_then(|()| file.sync_all())
             .map_err(|e| staging_error(&temp, "cannot write", e))?;

@@ -1,10 +1,10 @@
 //! The files under a staging directory: spill files written in runs of bounded record batches
 //! and checksummed as they are written, read back batch by batch, and the filesystem steps
-//! (fsync of a directory, removal) with errors that name the path.
+//! (private creation, fsync of a directory, removal) with errors that name the path.
 
-use std::fs::{self, File};
+use std::fs::{self, File, OpenOptions};
 use std::io::{BufReader, Read, Write};
-use std::path::Path;
+use std::path::{Component, Path};
 
 use deltalake::arrow::array::RecordBatch;
 use deltalake::arrow::ipc::reader::FileReader;
@@ -99,6 +99,48 @@ pub fn checksum(path: &Path) -> CoreResult<(u64, u32)> {
         bytes += n as u64;
     }
     Ok((bytes, hasher.finalize()))
+}
+
+/// Creates (or truncates) a file only its owner can read: staging holds decoded rows and the raw
+/// payloads of dead letters.
+pub fn create_private(path: &Path) -> CoreResult<File> {
+    let mut options = OpenOptions::new();
+    options.create(true).write(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+        .open(path)
+        .map_err(|e| staging_error(path, "cannot create", e))
+}
+
+/// Creates a directory (and its missing parents) only its owner can enter, and makes an
+/// existing one so.
+pub fn create_private_dir(dir: &Path) -> CoreResult<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(dir)
+        .map_err(|e| staging_error(dir, "cannot create", e))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+            .map_err(|e| staging_error(dir, "cannot restrict", e))?;
+    }
+    Ok(())
+}
+
+/// Whether a name read from the manifest is a plain file name in the staging directory (not a
+/// path that leads out of it: the manifest is a file on disk, and a flush reads and removes what
+/// it names).
+pub fn is_plain_file_name(name: &str) -> bool {
+    let mut components = Path::new(name).components();
+    matches!(
+        (components.next(), components.next()),
+        (Some(Component::Normal(_)), None)
+    )
 }
 
 pub fn sync_dir(dir: &Path) -> CoreResult<()> {

@@ -62,3 +62,41 @@ fn a_flush_spilling_its_memory_rows_lists_them_before_what_the_stage_spilled_sin
     assert_eq!(recovered.discarded_files, 0);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[cfg(unix)]
+#[test]
+fn staging_files_are_private_and_a_manifest_cannot_name_a_file_outside_the_directory() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = std::env::temp_dir().join(format!("kdr-spill-private-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let dir = root.join("staging");
+    let open = || Staging::open(&dir, "test".into(), vec!["t".into()], 1 << 20, Vec::new());
+    let mut staging = open().expect("staging");
+    let generation = staging
+        .spill(vec![(1, vec![rows(10)])], Vec::new(), vec![range(None, 9)])
+        .expect("spill");
+    let mode = |path: &Path| std::fs::metadata(path).expect("stat").permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&dir.join(MANIFEST)), 0o600);
+    for file in &generation.files {
+        assert_eq!(mode(&dir.join(&file.name)), 0o600, "{}", file.name);
+    }
+    drop(staging);
+
+    // A manifest rewritten to name a file outside: not used, and that file is left alone.
+    let outside = root.join("precious");
+    std::fs::write(&outside, b"keep").expect("outside file");
+    let manifest = std::fs::read_to_string(dir.join(MANIFEST)).expect("manifest");
+    let name = &generation.files[0].name;
+    std::fs::write(
+        dir.join(MANIFEST),
+        manifest.replace(&format!("\"{name}\""), "\"../precious\""),
+    )
+    .expect("rewrite");
+    let mut reopened = open().expect("reopen");
+    assert!(reopened.manifest_partitions().is_empty());
+    let recovered = reopened.recover(&HashMap::new()).expect("recover");
+    assert!(recovered.generations.is_empty());
+    assert_eq!(std::fs::read(&outside).expect("still there"), b"keep");
+    let _ = std::fs::remove_dir_all(&root);
+}
