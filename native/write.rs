@@ -214,6 +214,7 @@ async fn prepare(
         let source = source.clone();
         Reading::InMemory(tokio::task::spawn_blocking(move || source.read_by_day()).await??)
     };
+    let writer = writer_properties(memory_budget(segment)?, source.table_schema().ok().as_ref());
     Ok(Prepared {
         part: options.part,
         source,
@@ -221,7 +222,7 @@ async fn prepare(
         dedup_spec,
         merge_spec,
         reading,
-        writer: writer_properties(memory_budget(segment)?),
+        writer,
     })
 }
 

@@ -4,25 +4,48 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use deltalake::arrow::datatypes::{DataType, SchemaRef};
 use deltalake::datafusion::catalog::Session;
 use deltalake::delta_datafusion::DeltaSessionContext;
 use deltalake::parquet::basic::Compression;
-use deltalake::parquet::file::properties::WriterProperties;
+use deltalake::parquet::file::properties::{EnabledStatistics, WriterProperties};
+use deltalake::parquet::schema::types::ColumnPath;
 
 use crate::error::{lock, CoreResult};
 use crate::segment::SegmentData;
 
 /// The Parquet settings: delta-rs's (snappy), with row groups closed by size so the writer's
 /// in-progress row group (held encoded in memory until it closes, by default up to a million
-/// rows) stays within a quarter of the memory budget (4 to 128 MiB).
-pub fn writer_properties(memory_budget: Option<usize>) -> WriterProperties {
+/// rows) stays within a quarter of the memory budget (4 to 128 MiB). Top-level binary columns
+/// (the dead letters' key and payload) get no statistics: Delta's data skipping has no use for
+/// them, delta-rs skips them with a WARN on every commit, and their min/max would copy payload
+/// bytes into every file footer.
+pub fn writer_properties(
+    memory_budget: Option<usize>,
+    schema: Option<&SchemaRef>,
+) -> WriterProperties {
     let row_group_bytes = memory_budget
         .map_or(MAX_ROW_GROUP_BYTES, |m| m / 4)
         .clamp(MIN_ROW_GROUP_BYTES, MAX_ROW_GROUP_BYTES);
-    WriterProperties::builder()
+    let mut builder = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
-        .set_max_row_group_bytes(Some(row_group_bytes))
-        .build()
+        .set_max_row_group_bytes(Some(row_group_bytes));
+    let binary = schema
+        .into_iter()
+        .flat_map(|s| s.fields().iter())
+        .filter(|f| {
+            matches!(
+                f.data_type(),
+                DataType::Binary | DataType::LargeBinary | DataType::BinaryView
+            )
+        });
+    for field in binary {
+        builder = builder.set_column_statistics_enabled(
+            ColumnPath::from(field.name().as_str()),
+            EnabledStatistics::None,
+        );
+    }
+    builder.build()
 }
 
 /// The DataFusion session of every write and MERGE: delta-rs's defaults, with one partition.
