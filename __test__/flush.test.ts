@@ -7,6 +7,7 @@ import test from 'ava';
 import { join } from 'node:path';
 import { DeltaTarget, PipelineMetrics, silentLogger } from '../ts/index.js';
 import { DeltaDeadLetterSink } from '../ts/dead-letters/delta-sink.js';
+import { DeadLetterTally } from '../ts/dead-letters/tally.js';
 import { Flusher, type FlushSummary } from '../ts/pipeline/flush.js';
 import { EVENT_COLUMNS, createTableWithPython, readTable, txnVersions } from './helpers/delta.js';
 import { tempDir } from './helpers/env.js';
@@ -35,6 +36,7 @@ test('flushes asked for at once by several callers while batches arrive commit o
     log: silentLogger,
     commitKafkaOffsets: () => undefined,
     onFlush: (s) => summaries.push(s),
+    deadLetterTally: new DeadLetterTally(),
   });
   const asked: Array<Promise<FlushSummary | undefined>> = [];
   const rounds = 25;

@@ -138,3 +138,26 @@ export class PrivateBroker {
     rmSync(this.home, { recursive: true, force: true });
   }
 }
+
+/**
+ * Produces `values` (one record each, no key) with Kafka's own Java console producer: unlike
+ * node-rdkafka's producer, which sends an empty value as null, it keeps an empty value empty.
+ */
+export function produceWithJavaClient(brokers: string, topic: string, values: readonly string[]): void {
+  const log4j = join(REPO, '.kafka', 'log4j2-tools.properties');
+  const run = spawnSync(
+    'java',
+    [
+      '-cp',
+      join(sharedKafkaLibs(), '*'),
+      ...(existsSync(log4j) ? [`-Dlog4j2.configurationFile=${log4j}`] : []),
+      'org.apache.kafka.tools.ConsoleProducer',
+      '--bootstrap-server',
+      brokers,
+      '--topic',
+      topic,
+    ],
+    { input: `${values.join('\n')}\n`, encoding: 'utf8', timeout: 60_000 },
+  );
+  if (run.status !== 0) throw new Error(`the console producer failed (${String(run.status)}): ${run.stderr}`);
+}

@@ -5,6 +5,7 @@
  * duplicates), including dead letters that were spilled or persisted and recovered.
  */
 import { DeadLetterProducer } from '../kafka/dead-letter-producer.js';
+import type { Logger } from '../log.js';
 import type { StagedSegment } from '../segment.js';
 import type { DeltaTarget, PartitionAppId } from '../table.js';
 import type { DeadLetterSink } from './sink.js';
@@ -20,8 +21,19 @@ export class KafkaDeadLetterSink implements DeadLetterSink {
   }
 
   /** Connects a producer; fails with `KafkaError` (code `KAFKA_DEAD_LETTER`) naming the topic when it does not exist. */
-  static async open(brokers: string, topic: string, properties: Readonly<Record<string, string>>): Promise<KafkaDeadLetterSink> {
-    const producer = new DeadLetterProducer(brokers, topic, properties);
+  static async open(brokers: string, topic: string, properties: Readonly<Record<string, string>>, log: Logger): Promise<KafkaDeadLetterSink> {
+    const producer = new DeadLetterProducer(brokers, topic, properties, (letter, sentBytes) =>
+      // Needs action (the topic's max.message.bytes), so ERROR; once per dead letter, never its bytes.
+      log.error('the dead-letter topic refused a dead letter whole: sent with its payload cut', {
+        deadLetterTopic: topic,
+        topic: letter.topic,
+        partition: letter.partition,
+        offset: letter.offset,
+        payloadBytes: letter.payload?.length ?? 0,
+        sentBytes,
+        hint: `raise max.message.bytes of ${topic} to keep whole payloads; the message stays at its offset in ${letter.topic} until retention`,
+      }),
+    );
     try {
       await producer.connect();
     } catch (error) {

@@ -6,6 +6,7 @@
  * spilled, persisted or recovered meanwhile.
  */
 import type { Config } from '../config/index.js';
+import type { Logger } from '../log.js';
 import { kafkaProperties } from '../pipeline/identity.js';
 import type { StagedSegment } from '../segment.js';
 import { DeltaTarget, type PartitionAppId } from '../table.js';
@@ -27,10 +28,10 @@ export interface DeadLetterSink {
 }
 
 /** Opens the configured sink: a Delta table (created when absent) or a Kafka topic (which must exist). */
-export async function openDeadLetterSink(config: Config): Promise<DeadLetterSink> {
+export async function openDeadLetterSink(config: Config, log: Logger): Promise<DeadLetterSink> {
   const maxAttempts = config.concurrency.retryAttempts + 1;
   if (config.deadLetter.kind === 'kafka') {
-    return KafkaDeadLetterSink.open(config.kafka.brokers, config.deadLetter.topic, kafkaProperties(config));
+    return KafkaDeadLetterSink.open(config.kafka.brokers, config.deadLetter.topic, kafkaProperties(config), log);
   }
   const table = await DeltaTarget.openDeadLetters(config.deadLetter.tablePath, config.delta.storageOptions);
   return new DeltaDeadLetterSink(table, maxAttempts);

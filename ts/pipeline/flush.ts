@@ -5,6 +5,7 @@
  * rows it would otherwise make look already recorded. Consumption goes on meanwhile.
  */
 import type { DeadLetterSink } from '../dead-letters/sink.js';
+import { DeadLetterTally } from '../dead-letters/tally.js';
 import type { PartitionStart } from '../kafka/consumer.js';
 import type { Logger } from '../log.js';
 import type { PipelineMetrics } from '../metrics/metrics.js';
@@ -44,6 +45,8 @@ export interface FlusherOptions {
   log: Logger;
   commitKafkaOffsets: (positions: readonly PartitionStart[]) => void;
   onFlush: (summary: FlushSummary) => void;
+  /** Dead letters staged since the last flush, logged once per reason when it commits. */
+  deadLetterTally: DeadLetterTally;
 }
 
 /**
@@ -127,6 +130,7 @@ export class Flusher {
   async #flushOnce(): Promise<FlushSummary | undefined> {
     const o = this.#o;
     const segment = o.stage.take();
+    const tally = o.deadLetterTally.drain();
     const positions = segment.positions();
     if (positions.length === 0) return undefined;
     const started = performance.now();
@@ -185,6 +189,7 @@ export class Flusher {
       days: days.join(','),
       ms: Math.round(summary.durationMs),
     });
+    DeadLetterTally.log(o.log, o.deadLetters.description, tally);
     o.onFlush(summary);
     return summary;
   }

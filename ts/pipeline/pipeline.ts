@@ -19,6 +19,7 @@ import { DeltaTarget } from '../table.js';
 import { PipelineMetrics } from '../metrics/metrics.js';
 import { CaughtUpTracker } from './caught-up.js';
 import { Flusher, type FlushSummary } from './flush.js';
+import { DeadLetterTally } from '../dead-letters/tally.js';
 import { kafkaProperties, txnAppId } from './identity.js';
 import { FlushSchedule, systemClock, type Clock } from './schedule.js';
 import { describeLost, skippedRange, startPositions } from './start-positions.js';
@@ -78,6 +79,7 @@ export class Pipeline {
   readonly metrics: PipelineMetrics;
   readonly #log: Logger;
   readonly #events = new EventEmitter();
+  readonly #deadLetterTally = new DeadLetterTally();
   readonly #untilCaughtUp: boolean;
   readonly #topicIndex: Map<string, number>;
   readonly #schedule: FlushSchedule;
@@ -142,7 +144,7 @@ export class Pipeline {
     this.metrics.tableVersion(target.uri, target.info().version);
     this.#stage = target.createStage({ ...stageOptions(config), staging: stagingOptions(config, target.uri) });
     await this.#recoverStaging(this.#stage);
-    const deadLetters = await openDeadLetterSink(config);
+    const deadLetters = await openDeadLetterSink(config, this.#log);
     this.#deadLetters = deadLetters;
     // The dead-letter table records positions too: they must not expire either.
     if (deadLetters instanceof DeltaDeadLetterSink) deadLetters.table.checkWritable('INSERT');
@@ -159,6 +161,7 @@ export class Pipeline {
       log: this.#log,
       commitKafkaOffsets: (positions) => this.#source?.commitOffsets(positions),
       onFlush: (summary) => this.#events.emit('flush', summary),
+      deadLetterTally: this.#deadLetterTally,
     });
     this.#source = new KafkaSource(
       {
@@ -473,7 +476,9 @@ export class Pipeline {
     for (const r of result.rejected) {
       const topic = this.config.kafka.topics[r.topicIndex] ?? `#${r.topicIndex}`;
       this.metrics.deadLetter(topic, r.reason);
-      this.#log.warn('message sent to the dead-letter sink', {
+      this.#deadLetterTally.add(topic, r.reason, r.partition, r.offset);
+      // The detail may quote the payload: DEBUG only; the flush logs the counts per reason.
+      this.#log.debug('message sent to the dead-letter sink', {
         topic,
         partition: r.partition,
         offset: r.offset,

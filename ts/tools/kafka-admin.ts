@@ -9,12 +9,15 @@ import type { LibrdKafkaError } from 'node-rdkafka';
 const TOPIC_ALREADY_EXISTS = 36;
 const QUEUE_FULL = -184;
 
-/** Creates a topic (replication factor 1) unless it exists; resolves true when it created it. */
-export async function createTopic(brokers: string, topic: string, partitions: number): Promise<boolean> {
+/**
+ * Creates a topic (replication factor 1, with `config` such as `max.message.bytes`) unless it
+ * exists; resolves true when it created it.
+ */
+export async function createTopic(brokers: string, topic: string, partitions: number, config: Record<string, string> = {}): Promise<boolean> {
   const admin = Kafka.AdminClient.create({ 'bootstrap.servers': brokers });
   try {
     return await new Promise<boolean>((resolve, reject) => {
-      admin.createTopic({ topic, num_partitions: partitions, replication_factor: 1 }, 30_000, (err: LibrdKafkaError) => {
+      admin.createTopic({ topic, num_partitions: partitions, replication_factor: 1, config }, 30_000, (err: LibrdKafkaError) => {
         if (!err) resolve(true);
         else if (err.code === TOPIC_ALREADY_EXISTS) resolve(false);
         else reject(new Error(`cannot create topic ${topic}: ${err.message}`));
@@ -40,7 +43,8 @@ export async function deleteTopic(brokers: string, topic: string): Promise<void>
 /** A message to produce. */
 export interface OutgoingMessage {
   value: Buffer | string | null;
-  key?: string;
+  /** Absent: the message has no key (not an empty one). */
+  key?: Buffer | string;
   /** A partition, or the partitioner's choice by key. */
   partition?: number;
   /** Epoch milliseconds. */
@@ -56,6 +60,8 @@ export async function connectProducer(brokers: string): Promise<Kafka.Producer> 
     'batch.num.messages': 10000,
     'queue.buffering.max.messages': 200000,
     'compression.type': 'lz4',
+    // Up to what the broker takes (a compressed batch of up to 1 MiB by default), not 1 MB raw.
+    'message.max.bytes': 16 * 1024 * 1024,
     'enable.idempotence': true,
     dr_cb: true,
   });
