@@ -170,6 +170,7 @@ fn units_of_files_bucketed_at_different_levels_or_not_at_all_hold_each_key_once(
         memory,
         memory_coverage: Arc::new(Coverage::default()),
         generation_coverages: Vec::new(),
+        schema: None,
     };
     let plan = Plan::new(&part, &["id".to_string()], 16 * 1024).expect("plan");
     assert!(

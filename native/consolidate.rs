@@ -88,7 +88,7 @@ impl Plan {
             reader.set_index(batches.start)?;
             for _ in batches {
                 let Some(batch) = reader.next() else { break };
-                let batch = batch?;
+                let batch = part.conformed(batch?)?;
                 let kept = if exact {
                     Some(batch)
                 } else {
@@ -98,7 +98,8 @@ impl Plan {
             }
         }
         for batch in part.memory.get(&unit.day).into_iter().flatten() {
-            if let Some(kept) = unit.range.filter(batch, &self.keys)? {
+            let batch = part.conformed(batch.clone())?;
+            if let Some(kept) = unit.range.filter(&batch, &self.keys)? {
                 out.push((part.memory_coverage.clone(), kept));
             }
         }

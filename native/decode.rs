@@ -158,19 +158,11 @@ impl DecodeSpec {
             .filter(|f| !(derived_day && f.name() == &options.partition_column))
             .map(|f| f.as_ref().clone().with_nullable(true))
             .collect();
-        let mut staged_fields: Vec<Field> = table_schema
-            .fields()
-            .iter()
-            .map(|f| f.as_ref().clone())
-            .collect();
-        staged_fields.push(Field::new(TOPIC_COLUMN, DataType::UInt16, false));
-        staged_fields.push(Field::new(PARTITION_COLUMN, DataType::Int32, false));
-        staged_fields.push(Field::new(OFFSET_COLUMN, DataType::Int64, false));
         let json_schema: SchemaRef = Arc::new(Schema::new(json_fields));
         Ok(Self {
             timestamps: TimestampFields::of(&json_schema),
             json_schema,
-            staged_schema: Arc::new(Schema::new(staged_fields)),
+            staged_schema: crate::schema_change::staged_schema(&table_schema),
             table_schema,
             day_column,
             metadata,

@@ -20,6 +20,7 @@ mod messages;
 mod metadata;
 mod metrics;
 mod positions;
+mod schema_change;
 mod segment;
 mod spill;
 mod spill_files;

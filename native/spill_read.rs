@@ -52,6 +52,9 @@ pub struct SegmentPart {
     /// What each spilled generation covers, whether or not it has files of this part (a
     /// generation of dead letters only still covers its offsets for the rows' commit).
     pub generation_coverages: Vec<Arc<Coverage>>,
+    /// The staged schema of the table when the commit began: rows staged in an older one (the
+    /// table changed under the pipeline) are read into it. Absent: as staged.
+    pub schema: Option<SchemaRef>,
 }
 
 impl SegmentPart {
@@ -99,7 +102,21 @@ impl SegmentPart {
             memory: BTreeMap::new(),
             memory_coverage: Arc::new(data.coverage.clone()),
             generation_coverages,
+            schema: None,
         })
+    }
+
+    /// Reads every row into the table's schema of now (`table_schema`).
+    pub fn conform_to(&mut self, table_schema: &deltalake::arrow::datatypes::Schema) {
+        self.schema = Some(crate::schema_change::staged_schema(table_schema));
+    }
+
+    /// A staged batch in the schema this part is read in.
+    pub fn conformed(&self, batch: RecordBatch) -> CoreResult<RecordBatch> {
+        match &self.schema {
+            Some(schema) => crate::schema_change::conform(batch, schema),
+            None => Ok(batch),
+        }
     }
 
     /// The coverages of every part (to plan the commit's windows).
@@ -201,15 +218,15 @@ impl SegmentPart {
         for file in &self.files {
             let batches = by_day.entry(file.day).or_default();
             for batch in read_batches(&file.path)? {
-                batches.push((file.coverage.clone(), batch?));
+                batches.push((file.coverage.clone(), self.conformed(batch?)?));
             }
         }
         for (day, batches) in &self.memory {
-            by_day.entry(*day).or_default().extend(
-                batches
-                    .iter()
-                    .map(|b| (self.memory_coverage.clone(), b.clone())),
-            );
+            let batches = batches
+                .iter()
+                .map(|b| Ok((self.memory_coverage.clone(), self.conformed(b.clone())?)))
+                .collect::<CoreResult<Vec<_>>>()?;
+            by_day.entry(*day).or_default().extend(batches);
         }
         Ok(by_day.into_values().filter(|b| !b.is_empty()).collect())
     }
@@ -224,6 +241,7 @@ impl SegmentPart {
         let schema = self.table_schema()?;
         let source = SpilledRows {
             schema: schema.clone(),
+            staged: self.schema.clone(),
             files: self
                 .files
                 .iter()
@@ -246,6 +264,9 @@ impl SegmentPart {
     }
 
     fn staged_schema(&self) -> CoreResult<SchemaRef> {
+        if let Some(schema) = &self.schema {
+            return Ok(schema.clone());
+        }
         if let Some(batch) = self.memory.values().flatten().next() {
             return Ok(batch.schema());
         }
@@ -264,6 +285,8 @@ impl SegmentPart {
 #[derive(Debug)]
 struct SpilledRows {
     schema: SchemaRef,
+    /// The staged schema rows are read into (see `SegmentPart::schema`).
+    staged: Option<SchemaRef>,
     files: Vec<(PathBuf, Arc<Coverage>)>,
     memory: Vec<CoveredBatch>,
     windows: Arc<CommitWindows>,
@@ -288,7 +311,14 @@ impl PartitionStream for SpilledRows {
             batches
         });
         let all = from_files.chain(self.memory.clone().into_iter().map(Ok));
-        let fresh = all.filter_map(move |batch| {
+        let staged = self.staged.clone();
+        let conformed = all.map(move |batch| match &staged {
+            Some(schema) => {
+                batch.and_then(|(c, b)| Ok((c, crate::schema_change::conform(b, schema)?)))
+            }
+            None => batch,
+        });
+        let fresh = conformed.filter_map(move |batch| {
             let kept = batch.and_then(|(coverage, b)| windows.select(&coverage, &b));
             match kept {
                 Ok(kept) => kept.map(|b| {

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use deltalake::arrow::array::{RecordBatch, UInt32Array};
 use deltalake::arrow::compute::take_record_batch;
+use deltalake::arrow::datatypes::SchemaRef;
 use napi::bindgen_prelude::{
     Buffer, Float64Array, Int32Array as JsInt32Array, Uint16Array, Uint32Array, Uint8Array,
 };
@@ -18,6 +19,7 @@ use crate::error::{lock, CoreError, CoreResult};
 use crate::positions::{
     batch_last_offsets, Ownership, PartitionKey, PartitionPosition, PartitionStartPosition,
 };
+use crate::schema_change::{added_columns, conform};
 use crate::segment::{SegmentData, StagedSegment};
 use crate::spill::{Generation, Staging};
 
@@ -103,24 +105,51 @@ pub struct StageState {
     /// The partitions this stage owns and how far each was read (across flushes), so every
     /// staged part records where it continues from. Rows of other partitions are not staged.
     ownership: Ownership,
+    /// The staged schema of the rows in memory: a batch decoded with an older spec (in flight
+    /// while `follow_schema` changed it) is brought into it, so every spill file has one schema.
+    schema: SchemaRef,
 }
 
 #[napi]
 pub struct Stage {
-    pub(crate) spec: Arc<DecodeSpec>,
+    /// How messages are decoded; replaced when the table's schema changes (`follow_schema`).
+    pub(crate) spec: Mutex<Arc<DecodeSpec>>,
     pub(crate) state: Arc<Mutex<StageState>>,
 }
 
 impl Stage {
     pub fn new(spec: DecodeSpec, staging: Option<Staging>) -> Self {
         Self {
-            spec: Arc::new(spec),
             state: Arc::new(Mutex::new(StageState {
                 segment: SegmentData::default(),
                 staging: staging.map(|s| Arc::new(Mutex::new(s))),
                 ownership: Ownership::default(),
+                schema: spec.staged_schema.clone(),
             })),
+            spec: Mutex::new(Arc::new(spec)),
         }
+    }
+
+    /// Decodes with `table_schema` from now on (another writer changed the table) and brings
+    /// the rows in memory into it; returns the columns added. Spilled rows keep their schema
+    /// until a commit reads them (`schema_change.rs`).
+    pub fn follow(&self, table_schema: SchemaRef) -> CoreResult<Vec<String>> {
+        let mut spec = lock(&self.spec)?;
+        if spec.table_schema.fields() == table_schema.fields() {
+            return Ok(Vec::new());
+        }
+        let added = added_columns(&spec.table_schema, &table_schema);
+        let next = DecodeSpec::new(table_schema, spec.options.clone())?;
+        let mut state = lock(&self.state)?;
+        let schema = next.staged_schema.clone();
+        for batches in state.segment.by_day.values_mut() {
+            for batch in batches.iter_mut() {
+                *batch = conform(batch.clone(), &schema)?;
+            }
+        }
+        state.schema = schema;
+        *spec = Arc::new(next);
+        Ok(added)
     }
 
     fn staging(&self) -> CoreResult<Option<Arc<Mutex<Staging>>>> {
@@ -134,7 +163,7 @@ impl Stage {
     /// by day. Rejected messages are staged for the dead-letter table and reported back.
     #[napi]
     pub async fn append(&self, batch: MessageBatch) -> napi::Result<AppendResult> {
-        let spec = self.spec.clone();
+        let spec = lock(&self.spec)?.clone();
         let state = self.state.clone();
         let result = tokio::task::spawn_blocking(move || append_blocking(&spec, &state, &batch))
             .await
@@ -353,6 +382,7 @@ fn append_blocking(
     };
     let mut staged = 0u32;
     for (day, rows) in by_day {
+        let rows = conform(rows, &state.schema)?;
         staged += rows.num_rows() as u32;
         segment.rows += rows.num_rows();
         segment.bytes += rows.get_array_memory_size();

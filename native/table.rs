@@ -359,6 +359,19 @@ impl DeltaTarget {
             .collect())
     }
 
+    /// Makes `stage` decode with the table's schema as loaded now, when another writer changed
+    /// it; returns the columns added (none when the schema is the stage's already).
+    #[napi]
+    pub fn follow_schema(&self, stage: &Stage) -> napi::Result<Vec<String>> {
+        let table = self.current()?;
+        let schema = table
+            .snapshot()
+            .map_err(CoreError::from)?
+            .snapshot()
+            .arrow_schema();
+        Ok(stage.follow(schema)?)
+    }
+
     /// A stage that decodes messages into rows of this table.
     #[napi]
     pub fn create_stage(&self, options: StageOptions) -> napi::Result<Stage> {

@@ -129,7 +129,7 @@ pub async fn commit_segment(
     positions_from: Option<Arc<Mutex<DeltaTable>>>,
 ) -> CoreResult<CommitResult> {
     let max_attempts = options.max_attempts.max(1);
-    let prepared = prepare(&segment, app_ids, options).await?;
+    let prepared = prepare(&table, &segment, app_ids, options).await?;
     let tables = Tables {
         target: table,
         positions: positions_from,
@@ -157,6 +157,7 @@ pub async fn commit_segment(
 }
 
 async fn prepare(
+    table: &Arc<Mutex<DeltaTable>>,
     segment: &Arc<Mutex<Option<SegmentData>>>,
     app_ids: Vec<PartitionAppId>,
     options: CommitOptions,
@@ -171,7 +172,7 @@ async fn prepare(
         })
         .await??;
     }
-    let source = {
+    let mut source = {
         let guard = lock(segment)?;
         let data = guard
             .as_ref()
@@ -181,6 +182,12 @@ async fn prepare(
             CommitPart::DeadLetters => SegmentPart::dead_letters(data)?,
         }
     };
+    if matches!(options.part, CommitPart::Rows) {
+        // Another writer may have changed the schema since these rows were staged.
+        let mut current = lock(table)?.clone();
+        current.update_state().await?;
+        source.conform_to(&current.snapshot()?.snapshot().arrow_schema());
+    }
     let source = Arc::new(source);
     let (dedup_spec, merge_spec) = match options.part {
         CommitPart::Rows => {

@@ -16,7 +16,7 @@ import {
   type DaySourceKind,
   type EpochUnit,
 } from './native.js';
-import { native, nativeSync } from './errors.js';
+import { InternalError, native, nativeSync } from './errors.js';
 import { StagedSegment } from './segment.js';
 
 export type {
@@ -33,12 +33,22 @@ export type {
   StagingRecovery,
 };
 
+const stageHandles = new WeakMap<Stage, NativeStage>();
+
+/** The native handle of a stage, for `DeltaTarget.followSchema`. Not part of the public API. */
+export function nativeStage(stage: Stage): NativeStage {
+  const handle = stageHandles.get(stage);
+  if (!handle) throw new InternalError('INTERNAL', 'not a stage made by DeltaTarget.createStage');
+  return handle;
+}
+
 /** Rows waiting for the next flush. */
 export class Stage {
   readonly #native: NativeStage;
 
   private constructor(handle: NativeStage) {
     this.#native = handle;
+    stageHandles.set(this, handle);
   }
 
   /** @internal Wraps a native stage made by `DeltaTarget.createStage`. */

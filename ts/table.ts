@@ -19,7 +19,7 @@ import {
 } from './native.js';
 import { native, nativeSync } from './errors.js';
 import { nativeSegment, type StagedSegment } from './segment.js';
-import { Stage, type StageOptions } from './stage.js';
+import { Stage, nativeStage, type StageOptions } from './stage.js';
 
 export type { ColumnSpec, CommitResult, DeadLetterRecord, DedupOptions, TxnVersion, MergeOptions, MergeStats, PartitionAppId, PartitionSummary, TableInfo, WriteMode };
 
@@ -95,6 +95,14 @@ export class DeltaTarget {
   /** A stage that decodes messages into rows of this table. */
   createStage(options: StageOptions): Stage {
     return nativeSync(() => Stage.wrap(this.#native.createStage(options)));
+  }
+
+  /**
+   * Makes `stage` decode with the table's schema as loaded now, when another writer changed it
+   * (rows already staged are read into it at their commit); returns the columns added.
+   */
+  followSchema(stage: Stage): string[] {
+    return nativeSync(() => this.#native.followSchema(nativeStage(stage)));
   }
 
   /**

@@ -57,6 +57,11 @@ export function setPropertyWithPython(path: string, key: string, value: string):
   python(['set-property', path, key, value]);
 }
 
+/** Adds a nullable column (a Delta primitive type name, e.g. `string`), as another writer would. */
+export function addColumnWithPython(path: string, name: string, type: string): void {
+  python(['add-column', path, name, type]);
+}
+
 /** Appends rows, as another writer would. */
 export function appendWithPython(path: string, rows: Array<Record<string, unknown>>): void {
   const text = JSON.stringify(rows);

@@ -10,6 +10,7 @@ Commands (JSON on stdout):
   set-txn PATH APP_ID VERSION      commits an empty append carrying a txn action
   append PATH ROWS_JSON            appends rows (a JSON list of objects) in the table's schema
   set-property PATH KEY VALUE      sets a table property (another writer's metadata change)
+  add-column PATH NAME TYPE        adds a nullable column (another writer's schema change)
 
 Object-store tables (s3://...) take their storage options from the KDR_STORAGE_OPTIONS
 environment variable (a JSON object).
@@ -98,11 +99,18 @@ def set_property(path, key, value):
     print(json.dumps({"version": DeltaTable(path, storage_options=OPTIONS).version()}))
 
 
+def add_column(path, name, type_name):
+    from deltalake.schema import Field, PrimitiveType
+    dt = DeltaTable(path, storage_options=OPTIONS)
+    dt.alter.add_columns([Field(name, PrimitiveType(type_name), nullable=True)])
+    print(json.dumps({"version": DeltaTable(path, storage_options=OPTIONS).version()}))
+
+
 if __name__ == "__main__":
     command, *args = sys.argv[1:]
     {"read": lambda: read(*args), "txn": lambda: txn(args[0], args[1:]), "create": lambda: create(*args),
      "set-txn": lambda: set_txn(*args), "append": lambda: append(*args),
-     "set-property": lambda: set_property(*args)}[command]()
+     "set-property": lambda: set_property(*args), "add-column": lambda: add_column(*args)}[command]()
     sys.stdout.flush()
     # deltalake's runtime threads can abort the interpreter's teardown ("terminate called without
     # an active exception"); the answer is already written, so leave without it.

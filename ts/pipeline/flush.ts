@@ -154,6 +154,9 @@ export class Flusher {
     const commitSeconds = (performance.now() - commitStarted) / 1000;
     // The table holds the rows now; their spill files (if any) can go.
     await segment.release();
+    // A column another writer added is decoded from the next batch on.
+    const added = o.target.followSchema(o.stage);
+    if (added.length > 0) o.log.info('the table has new columns: decoding them from now on', { columns: added.join(',') });
     const next = positions.map((p) => ({ topic: topicOf(p.topicIndex), partition: p.partition, offset: p.lastOffset + 1 }));
     o.commitKafkaOffsets(next);
 
