@@ -21,6 +21,7 @@ import {
   UnsupportedTableError,
 } from './errors.js';
 import { createLogger, type Logger } from './log.js';
+import { LogFile } from './log-file.js';
 import { startMetricsServer, type MetricsServer } from './metrics/server.js';
 import { nativeVersions } from './native.js';
 import { Pipeline } from './pipeline/pipeline.js';
@@ -122,7 +123,14 @@ async function run(configPath: string, overrides: Record<string, unknown>, until
   } catch (error) {
     return report(error);
   }
-  const log = createLogger({ level: config.logging.level, format: config.logging.format });
+  let logFile: LogFile | undefined;
+  try {
+    logFile = config.logging.file === undefined ? undefined : LogFile.open(config.logging.file);
+  } catch (error) {
+    return report(error);
+  }
+  const log = createLogger({ level: config.logging.level, format: config.logging.format, write: logFile && ((line) => logFile.write(line)) });
+  if (logFile) reopenOnHangup(logFile, log);
   log.debug('configuration', { config: redactConfig(config) });
   const pipeline = new Pipeline(config, { logger: log, untilCaughtUp });
   let server: MetricsServer | undefined;
@@ -149,7 +157,17 @@ async function run(configPath: string, overrides: Record<string, unknown>, until
     return report(error);
   } finally {
     await server?.close();
+    logFile?.close();
   }
+}
+
+/** logrotate moves the file away and sends SIGHUP: the lines after it go to a new file. */
+function reopenOnHangup(file: LogFile, log: Logger): void {
+  process.on('SIGHUP', () => {
+    const error = file.reopen();
+    if (error) log.error('cannot reopen the log file; logging on to the old one', { file: file.path, error });
+    else log.info('log file reopened', { file: file.path });
+  });
 }
 
 /** Runs the command line; resolves with the exit code. */

@@ -171,6 +171,11 @@ export interface LoggingConfig {
   level: LogLevel;
   /** Line format. Default `json`. */
   format: LogFormat;
+  /**
+   * A file the lines are appended to instead of standard error; the CLI reopens it on SIGHUP
+   * (logrotate moves it away, then signals). Default: standard error.
+   */
+  file?: string;
 }
 
 /** Prometheus metrics endpoint settings. */

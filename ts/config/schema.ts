@@ -187,6 +187,7 @@ const deadLetterShape = {
 const loggingShape = {
   level: choice(LOG_LEVELS, lower).default('info'),
   format: choice(LOG_FORMATS, lower).default('json'),
+  file: nonEmpty('a file path').optional(),
 };
 const monitoringShape = {
   enabled: z.boolean({ error: 'true or false' }).default(true),
@@ -408,7 +409,7 @@ export function toConfig(d: ParsedDocument): Config {
       storageOptions: { ...stringify(dl.storage_options), ...credentialMap },
     }),
     deadLetter,
-    logging: { level: d.logging.level, format: d.logging.format },
+    logging: compact({ level: d.logging.level, format: d.logging.format, file: d.logging.file }),
     monitoring: { ...d.monitoring },
     concurrency: { numThreads: d.concurrency.num_threads, retryAttempts: d.concurrency.retry_attempts },
     batch: compact({
