@@ -1,5 +1,6 @@
 import test, { type ExecutionContext } from 'ava';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -383,4 +384,14 @@ test('delta.epoch_unit is ms by default, s or us otherwise; delta.day_window_yea
   t.is(ok(doc({ delta: { day_window_years: 50 } })).delta.dayWindowYears, 50);
   t.is(problem(fails(t, doc({ delta: { epoch_unit: 'minutes' } })), 'delta.epoch_unit'), 'expected one of s, ms, us, got the string "minutes"');
   t.regex(problem(fails(t, doc({ delta: { day_window_years: 0 } })), 'delta.day_window_years'), /from 1 to 1000/);
+});
+
+test('credentials.metrics_token comes from a file or KAFKA_DELTA_METRICS_TOKEN and is redacted', (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'kdr-token-'));
+  writeFileSync(path.join(dir, 'token'), 'tok-from-file\n');
+  const fromFile = parseConfig(doc({ credentials: { metrics_token_file: 'token' } }), { baseDir: dir });
+  t.is(fromFile.credentials.metricsToken, 'tok-from-file');
+  t.is(redactConfig(fromFile).credentials.metricsToken, '<redacted>');
+  t.is(parseConfig(doc(), { env: { KAFKA_DELTA_METRICS_TOKEN: 'tok-env' } }).credentials.metricsToken, 'tok-env');
+  t.is(ok(doc()).credentials.metricsToken, undefined);
 });

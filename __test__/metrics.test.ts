@@ -1,7 +1,9 @@
-/** Metrics without a broker: consumer lag read from librdkafka statistics, and its gauge. */
+/** Metrics without a broker: consumer lag read from librdkafka statistics, its gauge, and the metrics server's authentication and errors. */
 import test from 'ava';
 import { lagsFromStatistics, stoppedFromStatistics } from '../ts/kafka/consumer.js';
+import { Gauge, Registry } from 'prom-client';
 import { PipelineMetrics } from '../ts/metrics/metrics.js';
+import { startMetricsServer } from '../ts/metrics/server.js';
 
 // The parts of a librdkafka statistics report the lag comes from (other fields left out).
 const STATISTICS = JSON.stringify({
@@ -80,4 +82,38 @@ test('the Grafana dashboard queries only series the pipeline exports', async (t)
   }
   t.true(used.size >= 14, [...used].join(', '));
   for (const name of used) t.true(exported.has(name), `${name} is exported`);
+});
+
+test('with a token the metrics need it as a bearer token; the probes stay open; errors are not served', async (t) => {
+  const metrics = new PipelineMetrics();
+  const server = await startMetricsServer({ host: '127.0.0.1', port: 0, endpoint: '/metrics', registry: metrics.registry, ready: () => true, token: 's3cret-token' });
+  const url = (path: string) => `http://127.0.0.1:${server.port}${path}`;
+  try {
+    const open = await fetch(url('/metrics'));
+    t.is(open.status, 401);
+    t.is(open.headers.get('www-authenticate'), 'Bearer');
+    t.false((await open.text()).includes('kafka_delta'), 'no metrics without the token');
+    t.is((await fetch(url('/metrics'), { headers: { authorization: 'Bearer wrong' } })).status, 401);
+    const ok = await fetch(url('/metrics'), { headers: { authorization: 'Bearer s3cret-token' } });
+    t.is(ok.status, 200);
+    t.regex(await ok.text(), /kafka_delta_/);
+    t.is((await fetch(url('/readyz'))).status, 200);
+    t.is((await fetch(url('/healthz'))).status, 200);
+  } finally {
+    await server.close();
+  }
+
+  // A registry that fails to render: the response says so, without the internal error text.
+  const failing = new Registry();
+  new Gauge({ name: 'failing_gauge', help: 'throws', registers: [failing], collect: () => { throw new Error('internal detail /secret/path'); } });
+  const errors: unknown[] = [];
+  const broken = await startMetricsServer({ host: '127.0.0.1', port: 0, endpoint: '/metrics', registry: failing, ready: () => true, onError: (e) => errors.push(e) });
+  try {
+    const response = await fetch(`http://127.0.0.1:${broken.port}/metrics`);
+    t.is(response.status, 500);
+    t.is(await response.text(), 'metrics unavailable\n');
+    t.regex(String(errors[0]), /internal detail/);
+  } finally {
+    await broken.close();
+  }
 });

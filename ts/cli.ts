@@ -142,6 +142,8 @@ async function run(configPath: string, overrides: Record<string, unknown>, until
         endpoint: config.monitoring.endpoint,
         registry: pipeline.metrics.registry,
         ready: () => pipeline.running,
+        token: config.credentials.metricsToken,
+        onError: (error) => log.error('cannot render the metrics', { error }),
       });
       log.info('metrics served', { url: `http://${config.monitoring.host}:${server.port}${config.monitoring.endpoint}` });
     }

@@ -256,6 +256,11 @@ export interface CredentialsConfig {
   kafkaUsername?: string;
   /** Kafka SASL password. Secret: never logged. */
   kafkaPassword?: string;
+  /**
+   * Bearer token the metrics endpoint requires (`Authorization: Bearer <token>`), e.g. from
+   * `credentials.metrics_token_file`. Secret: never logged. Default: none (no authentication).
+   */
+  metricsToken?: string;
   /** SASL mechanism. Default `PLAIN`. */
   saslMechanism: SaslMechanism;
   /** Security protocol used with the credentials (ignored without them). Default `SASL_SSL`. */

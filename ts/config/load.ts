@@ -40,7 +40,7 @@ export interface LoadConfigOptions {
 }
 
 /** Credentials that can come from `<key>_file` siblings and from `KAFKA_DELTA_<KEY>` variables. */
-const FILE_SECRETS = ['kafka_username', 'kafka_password'] as const;
+const FILE_SECRETS = ['kafka_username', 'kafka_password', 'metrics_token'] as const;
 
 /** `${VAR}`, `${VAR:-default}`, and `$${...}` which stands for a literal `${...}`. */
 const REF = /(\$?)\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
@@ -342,6 +342,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Confi
 export function redactConfig(config: Config): Config {
   const copy = structuredClone(config);
   if (copy.credentials.kafkaPassword !== undefined) copy.credentials.kafkaPassword = REDACTED;
+  if (copy.credentials.metricsToken !== undefined) copy.credentials.metricsToken = REDACTED;
   for (const [map, key] of secretEntries(copy)) map[key] = REDACTED;
   return copy;
 }
@@ -350,6 +351,7 @@ export function redactConfig(config: Config): Config {
 export function secretValues(config: Config): string[] {
   const out = secretEntries(config).map(([map, key]) => map[key] as string);
   if (config.credentials.kafkaPassword !== undefined) out.push(config.credentials.kafkaPassword);
+  if (config.credentials.metricsToken !== undefined) out.push(config.credentials.metricsToken);
   return out;
 }
 

@@ -227,6 +227,8 @@ const credentialsShape = {
   kafka_password: z.string({ error: 'a string' }).min(1, { error: 'a non-empty string' }).optional(),
   kafka_username_file: nonEmpty('a file path').optional(),
   kafka_password_file: nonEmpty('a file path').optional(),
+  metrics_token: z.string({ error: 'a string' }).min(1, { error: 'a non-empty string' }).optional(),
+  metrics_token_file: nonEmpty('a file path').optional(),
   sasl_mechanism: choice(SASL, upper).default('PLAIN'),
   security_protocol: choice(PROTOCOLS, upper).default('SASL_SSL'),
   delta_credentials: z.union([choice(PROVIDERS, lower), stringMap], {
@@ -425,6 +427,7 @@ export function toConfig(d: ParsedDocument): Config {
     credentials: compact({
       kafkaUsername: c.kafka_username,
       kafkaPassword: c.kafka_password,
+      metricsToken: c.metrics_token,
       saslMechanism: c.sasl_mechanism,
       securityProtocol: c.security_protocol,
       deltaCredentials: typeof c.delta_credentials === 'string' ? c.delta_credentials : undefined,

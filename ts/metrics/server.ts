@@ -1,8 +1,11 @@
 /**
  * The HTTP endpoint operators scrape: metrics at the configured path, `/healthz` (the process
- * is alive) and `/readyz` (the pipeline is consuming).
+ * is alive) and `/readyz` (the pipeline is consuming). With a token, the metrics need
+ * `Authorization: Bearer <token>` (Prometheus: `authorization: { credentials_file: ... }`); the
+ * probes stay open, as they tell nothing but up or ready. No response carries an internal error.
  */
-import { createServer, type Server } from 'node:http';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 
@@ -18,6 +21,20 @@ export interface MetricsServerOptions {
   registry: Registry;
   /** Whether the pipeline is ready (consuming, table reachable). */
   ready: () => boolean;
+  /** A bearer token the metrics require; none: they are open. */
+  token?: string;
+  /** Told of a failure to render the metrics (the response says only that they are unavailable). */
+  onError?: (error: unknown) => void;
+}
+
+const digest = (text: string) => createHash('sha256').update(text).digest();
+
+/** Whether the request carries the token, compared in constant time. */
+function authorized(req: IncomingMessage, token: string | undefined): boolean {
+  if (token === undefined) return true;
+  const header = req.headers.authorization ?? '';
+  const given = header.startsWith('Bearer ') ? header.slice('Bearer '.length).trim() : '';
+  return timingSafeEqual(digest(given), digest(token));
 }
 
 /** A running metrics server. */
@@ -32,7 +49,10 @@ export interface MetricsServer {
 export async function startMetricsServer(options: MetricsServerOptions): Promise<MetricsServer> {
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
-    if (path === options.endpoint) {
+    if (path === options.endpoint && !authorized(req, options.token)) {
+      res.writeHead(401, { 'content-type': 'text/plain', 'www-authenticate': 'Bearer' });
+      res.end('unauthorized\n');
+    } else if (path === options.endpoint) {
       options.registry
         .metrics()
         .then((text) => {
@@ -40,8 +60,9 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
           res.end(text);
         })
         .catch((error: unknown) => {
+          options.onError?.(error);
           res.writeHead(500, { 'content-type': 'text/plain' });
-          res.end(String(error));
+          res.end('metrics unavailable\n');
         });
     } else if (path === '/healthz') {
       res.writeHead(200, { 'content-type': 'text/plain' });
