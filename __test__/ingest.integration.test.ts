@@ -256,7 +256,8 @@ test('[integration] credentials never appear in the output of a DEBUG run', asyn
   // over the protocol the credentials imply, so the run works and logs everything it does.
   const f = await fixture({
     extra: {
-      kafka: { properties: { 'security.protocol': 'plaintext' } },
+      // librdkafka's own debug output on too: it is logged through the same masking.
+      kafka: { properties: { 'security.protocol': 'plaintext', debug: 'conf,security,broker' } },
       credentials: { kafka_username: 'ingest', kafka_password: password },
     },
   });
@@ -269,4 +270,21 @@ test('[integration] credentials never appear in the output of a DEBUG run', asyn
   t.regex(output, /"msg":"configuration"/, 'the configuration was logged');
   t.false(output.includes(password), 'the password is not in the output');
   t.false(output.includes(password.slice(3, 15)), 'nor a part of it');
+});
+
+test('[integration] an error that carries a credential is masked where it is logged and printed', (t) => {
+  const password = 'pw-9a8b7c6d5e4f-never-printed';
+  const dir = tempDir();
+  // Contrived on purpose: the credential ends up in the text of the error that stops the run.
+  const config = testConfig({
+    topics: [uniqueName('kdr_mask')],
+    group: uniqueName('kdr_group'),
+    tablePath: join(dir, `no-table-${password}`),
+    extra: { credentials: { kafka_username: 'ingest', kafka_password: password } },
+  });
+  const run = runCli(['--config', writeConfig(dir, config), '--logging.level=DEBUG']);
+  t.is(run.status, 3, run.stderr);
+  const output = `${run.stdout}\n${run.stderr}`;
+  t.regex(output, /no-table-\*\*\*/, 'the error is reported, masked');
+  t.false(output.includes(password), 'the password is not in the output');
 });

@@ -13,6 +13,7 @@ import { readFileSync } from 'node:fs';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { loadConfig, redactConfig, type Config } from './config/index.js';
+import { secretValues } from './config/load.js';
 import {
   ConfigError,
   KafkaError,
@@ -22,6 +23,7 @@ import {
 } from './errors.js';
 import { createLogger, type Logger } from './log.js';
 import { LogFile } from './log-file.js';
+import { maskingLogger, maskSecrets } from './masking.js';
 import { startMetricsServer, type MetricsServer } from './metrics/server.js';
 import { nativeVersions } from './native.js';
 import { Pipeline } from './pipeline/pipeline.js';
@@ -79,15 +81,17 @@ function exitCodeOf(error: unknown): number {
   return EXIT.failure;
 }
 
-function report(error: unknown): number {
+function report(error: unknown, secrets: readonly string[] = []): number {
   const message = error instanceof Error ? error.message : String(error);
-  process.stderr.write(`kafka-delta-rust: ${message}\n`);
+  process.stderr.write(`kafka-delta-rust: ${maskSecrets(message, secrets)}\n`);
   return exitCodeOf(error);
 }
 
 async function validate(configPath: string, overrides: Record<string, unknown>): Promise<number> {
+  let secrets: string[] = [];
   try {
     const config = await loadConfig({ path: configPath, overrides });
+    secrets = secretValues(config);
     const result = await validateTarget(config);
     const out = process.stdout;
     out.write(`config ${configPath}: ok\n`);
@@ -97,7 +101,7 @@ async function validate(configPath: string, overrides: Record<string, unknown>):
     out.write(`dead letters: ${result.deadLetterSink}\n`);
     return EXIT.ok;
   } catch (error) {
-    return report(error);
+    return report(error, secrets);
   }
 }
 
@@ -129,7 +133,11 @@ async function run(configPath: string, overrides: Record<string, unknown>, until
   } catch (error) {
     return report(error);
   }
-  const log = createLogger({ level: config.logging.level, format: config.logging.format, write: logFile && ((line) => logFile.write(line)) });
+  const secrets = secretValues(config);
+  const log = maskingLogger(
+    createLogger({ level: config.logging.level, format: config.logging.format, write: logFile && ((line) => logFile.write(line)) }),
+    secrets,
+  );
   if (logFile) reopenOnHangup(logFile, log);
   log.debug('configuration', { config: redactConfig(config) });
   const pipeline = new Pipeline(config, { logger: log, untilCaughtUp });
@@ -156,7 +164,7 @@ async function run(configPath: string, overrides: Record<string, unknown>, until
     });
     return EXIT.ok;
   } catch (error) {
-    return report(error);
+    return report(error, secrets);
   } finally {
     await server?.close();
     logFile?.close();

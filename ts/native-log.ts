@@ -7,22 +7,19 @@ import type { Logger, LogLevel } from './log.js';
 import { drainNativeLogs, setNativeLogLevel, type NativeLogRecord } from './native.js';
 
 const DRAIN_INTERVAL_MS = 500;
-const MASK = '***';
 
 /** Forwards native records to a logger until stopped. */
 export class NativeLogForwarder {
   readonly #log: Logger;
-  readonly #secrets: readonly string[];
   readonly #timer: NodeJS.Timeout;
 
   /**
-   * Starts keeping native records at `level` and forwarding them to `log`. Values in `secrets`
-   * are masked wherever they appear: a library that prints a connection string or storage
-   * options must not leak a credential.
+   * Starts keeping native records at `level` and forwarding them to `log`, which masks the
+   * credentials (`maskingLogger`): a library that prints a connection string or storage options
+   * must not leak one.
    */
-  constructor(log: Logger, level: LogLevel | 'off', secrets: readonly string[]) {
+  constructor(log: Logger, level: LogLevel | 'off') {
     this.#log = log;
-    this.#secrets = secrets.filter((s) => s.length >= 4);
     setNativeLogLevel(level);
     this.#timer = setInterval(() => this.drain(), DRAIN_INTERVAL_MS);
     this.#timer.unref();
@@ -45,13 +42,7 @@ export class NativeLogForwarder {
   #forward(record: NativeLogRecord): void {
     if (record.level === 'off') return;
     const fields: Record<string, unknown> = { source: 'native', target: record.target };
-    for (const f of record.fields) fields[f.name] = this.#mask(f.value);
-    this.#log[record.level](this.#mask(record.message), fields);
-  }
-
-  #mask(text: string): string {
-    let out = text;
-    for (const secret of this.#secrets) if (out.includes(secret)) out = out.split(secret).join(MASK);
-    return out;
+    for (const f of record.fields) fields[f.name] = f.value;
+    this.#log[record.level](record.message, fields);
   }
 }

@@ -13,6 +13,7 @@ import { packMessages, type PackOptions } from '../kafka/packer.js';
 import { silentLogger, type Logger } from '../log.js';
 import { configureThreads } from '../native.js';
 import { secretValues } from '../config/load.js';
+import { maskingLogger } from '../masking.js';
 import { NativeLogForwarder } from '../native-log.js';
 import type { Stage, RejectedMessage, StagingRecovery } from '../stage.js';
 import { DeltaTarget } from '../table.js';
@@ -105,7 +106,8 @@ export class Pipeline {
   constructor(config: Config, options: PipelineOptions = {}) {
     checkSupported(config);
     this.config = config;
-    this.#log = options.logger ?? silentLogger;
+    // Every record, ours and the native core's, with the credentials masked.
+    this.#log = maskingLogger(options.logger ?? silentLogger, secretValues(config));
     this.#untilCaughtUp = options.untilCaughtUp ?? false;
     this.metrics = options.metrics ?? new PipelineMetrics();
     this.#topicIndex = new Map(config.kafka.topics.map((t, i) => [t, i]));
@@ -137,7 +139,7 @@ export class Pipeline {
     if (this.#loop) throw new KafkaDeltaError('ALREADY_STARTED', 'the pipeline is already running');
     const { config } = this;
     configureThreads(config.concurrency.numThreads);
-    this.#nativeLogs ??= new NativeLogForwarder(this.#log, this.#nativeLogLevel, secretValues(config));
+    this.#nativeLogs ??= new NativeLogForwarder(this.#log, this.#nativeLogLevel);
     const target = await DeltaTarget.open(config.delta.tablePath, config.delta.storageOptions);
     checkTableFits(config, target);
     this.#target = target;
