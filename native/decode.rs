@@ -315,7 +315,8 @@ impl DecodeSpec {
         keep: &mut [bool],
         rejected: &mut Vec<Rejection>,
     ) {
-        for column in &self.metadata {
+        // Nullable columns take null: no per-message check for them.
+        for column in self.metadata.iter().filter(|c| c.can_refuse()) {
             for (row, &message_index) in accepted.iter().enumerate() {
                 if !keep[row] {
                     continue;

@@ -81,6 +81,16 @@ impl KafkaMetadataColumns {
 }
 
 impl MetadataColumn {
+    /// Whether some message could be refused for this column: only a NOT NULL one of a part a
+    /// message may lack.
+    pub fn can_refuse(&self) -> bool {
+        !self.nullable
+            && matches!(
+                self.part,
+                MetadataPart::Timestamp | MetadataPart::Key | MetadataPart::Headers
+            )
+    }
+
     /// Why message `i` cannot fill this column, when it is NOT NULL and the message lacks the
     /// part: a reason kind and a detail naming the column.
     pub fn refusal(&self, messages: &Messages<'_>, i: usize) -> Option<(&'static str, String)> {

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use deltalake::arrow::datatypes::SchemaRef;
 use deltalake::kernel::transaction::{TransactionError, PROTOCOL};
 use deltalake::kernel::DataType as DeltaDataType;
 use deltalake::{ensure_table_uri, DeltaTable, DeltaTableBuilder, DeltaTableError};
@@ -137,6 +138,11 @@ pub struct DeltaTarget {
 impl DeltaTarget {
     fn current(&self) -> CoreResult<DeltaTable> {
         Ok(lock(&self.table)?.clone())
+    }
+
+    /// The table's columns as Arrow sees them, at the loaded version.
+    fn arrow_schema(&self) -> CoreResult<SchemaRef> {
+        Ok(self.current()?.snapshot()?.snapshot().arrow_schema())
     }
 }
 
@@ -290,12 +296,7 @@ impl DeltaTarget {
     /// columns.
     #[napi]
     pub fn check_delete_when(&self, delete_when: String) -> napi::Result<()> {
-        let schema = self
-            .current()?
-            .snapshot()
-            .map_err(CoreError::from)?
-            .snapshot()
-            .arrow_schema();
+        let schema = self.arrow_schema()?;
         crate::merge::check_delete_when(&schema, &delete_when)
             .map_err(|reason| CoreError::InvalidArgument(reason).into())
     }
@@ -363,24 +364,13 @@ impl DeltaTarget {
     /// it; returns the columns added (none when the schema is the stage's already).
     #[napi]
     pub fn follow_schema(&self, stage: &Stage) -> napi::Result<Vec<String>> {
-        let table = self.current()?;
-        let schema = table
-            .snapshot()
-            .map_err(CoreError::from)?
-            .snapshot()
-            .arrow_schema();
-        Ok(stage.follow(schema)?)
+        Ok(stage.follow(self.arrow_schema()?)?)
     }
 
     /// A stage that decodes messages into rows of this table.
     #[napi]
     pub fn create_stage(&self, options: StageOptions) -> napi::Result<Stage> {
-        let table = self.current()?;
-        let schema = table
-            .snapshot()
-            .map_err(CoreError::from)?
-            .snapshot()
-            .arrow_schema();
+        let schema = self.arrow_schema()?;
         let day_source = match options.day_source {
             DaySourceKind::Column => DaySource::Column,
             DaySourceKind::KafkaTimestamp => DaySource::KafkaTimestamp,

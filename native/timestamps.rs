@@ -78,7 +78,7 @@ impl TimestampFields {
                     }
                     false => Ok((!raw.is_null(row)).then(|| raw.value(row))),
                 };
-                values.push(self.keep_or_reject(value, name, row, accepted, keep, rejected));
+                values.push(keep_or_reject(value, name, row, accepted, keep, rejected));
             }
             let fixed: ArrayRef = Arc::new(Int64Array::from(values));
             columns[index] = cast(&fixed, json_rows.schema().field(index).data_type())?;
@@ -102,29 +102,29 @@ impl TimestampFields {
             )),
         }
     }
+}
 
-    fn keep_or_reject(
-        &self,
-        value: Reread,
-        name: &str,
-        row: usize,
-        accepted: &[usize],
-        keep: &mut [bool],
-        rejected: &mut Vec<Rejection>,
-    ) -> Option<i64> {
-        match value {
-            Ok(v) => v,
-            Err(why) => {
-                if keep[row] {
-                    keep[row] = false;
-                    rejected.push(Rejection::new(
-                        accepted[row],
-                        "type_mismatch",
-                        format!("column {name:?}: {why}"),
-                    ));
-                }
-                None
+/// The value of a re-read row, or `None` with the row rejected (its `keep` turned false).
+fn keep_or_reject(
+    value: Reread,
+    name: &str,
+    row: usize,
+    accepted: &[usize],
+    keep: &mut [bool],
+    rejected: &mut Vec<Rejection>,
+) -> Option<i64> {
+    match value {
+        Ok(v) => v,
+        Err(why) => {
+            if keep[row] {
+                keep[row] = false;
+                rejected.push(Rejection::new(
+                    accepted[row],
+                    "type_mismatch",
+                    format!("column {name:?}: {why}"),
+                ));
             }
+            None
         }
     }
 }
