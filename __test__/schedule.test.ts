@@ -1,5 +1,6 @@
 import test from 'ava';
 import { parseConfig } from '../ts/config/index.js';
+import { ConfigError } from '../ts/errors.js';
 import { cronPattern, FlushSchedule, scheduleProblem, systemClock, type Clock, type FlushScheduleOptions, type FlushTrigger } from '../ts/pipeline/schedule.js';
 
 /** A clock the test moves by hand. */
@@ -220,12 +221,12 @@ test('a due time trigger fires with zero staged rows', (t) => {
 });
 
 test('a flush schedule needs a trigger and valid values', (t) => {
-  t.throws(() => new FlushSchedule({ timezone: 'UTC' }), { instanceOf: RangeError, message: /schedule, an interval or a batch size/ });
-  t.throws(() => new FlushSchedule({ timezone: 'UTC', intervalSeconds: 0 }), { instanceOf: RangeError });
-  t.throws(() => new FlushSchedule({ timezone: 'UTC', intervalSeconds: Number.NaN }), { instanceOf: RangeError });
-  t.throws(() => new FlushSchedule({ timezone: 'UTC', batchSize: 0.5 }), { instanceOf: RangeError });
-  t.throws(() => new FlushSchedule({ timezone: 'UTC', schedule: '61 * * * *' }), { instanceOf: RangeError, message: /"61 \* \* \* \*"/ });
-  t.throws(() => new FlushSchedule({ timezone: 'Mars/Olympus', schedule: '02:00' }), { instanceOf: RangeError });
+  t.throws(() => new FlushSchedule({ timezone: 'UTC' }), { instanceOf: ConfigError, message: /schedule, an interval or a batch size/ });
+  t.throws(() => new FlushSchedule({ timezone: 'UTC', intervalSeconds: 0 }), { instanceOf: ConfigError });
+  t.throws(() => new FlushSchedule({ timezone: 'UTC', intervalSeconds: Number.NaN }), { instanceOf: ConfigError });
+  t.throws(() => new FlushSchedule({ timezone: 'UTC', batchSize: 0.5 }), { instanceOf: ConfigError });
+  t.throws(() => new FlushSchedule({ timezone: 'UTC', schedule: '61 * * * *' }), { instanceOf: ConfigError, message: /"61 \* \* \* \*"/ });
+  t.throws(() => new FlushSchedule({ timezone: 'Mars/Olympus', schedule: '02:00' }), { instanceOf: ConfigError });
 });
 
 test('describe() names every trigger and the next scheduled instant', (t) => {

@@ -6,10 +6,15 @@ use std::collections::HashMap;
 use deltalake::kernel::engine::arrow_conversion::TryFromArrow;
 use deltalake::kernel::{DataType as DeltaDataType, StructField, StructType};
 use deltalake::{ensure_table_uri, DeltaTable, DeltaTableBuilder};
+use napi::bindgen_prelude::PromiseRaw;
+use napi::Env;
 use napi_derive::napi;
 
+use crate::js_error::spawn;
+
 use crate::error::{CoreError, CoreResult};
-use crate::table::{table_info, TableInfo};
+use crate::table::TableInfo;
+use crate::target::table_info;
 
 /// A column for `createTable`.
 // Items only JavaScript calls look unused to the Rust test build.
@@ -62,38 +67,40 @@ async fn create_with_fields(
 /// Creates an empty Delta table (for tooling, samples and tests; the pipeline itself writes
 /// only into tables that exist).
 #[cfg_attr(test, allow(dead_code))]
-#[napi]
-pub async fn create_table(
+#[napi(ts_return_type = "Promise<TableInfo>")]
+pub fn create_table<'env>(
+    env: &'env Env,
     uri: String,
     columns: Vec<ColumnSpec>,
     partition_columns: Vec<String>,
     storage_options: Option<HashMap<String, String>>,
-) -> napi::Result<TableInfo> {
-    let fields = columns
-        .iter()
-        .map(|c| {
-            let data_type: DeltaDataType = serde_json::from_value(serde_json::Value::String(
-                c.data_type.clone(),
-            ))
-            .map_err(|_| {
-                CoreError::InvalidArgument(format!(
-                    "column {:?}: unknown Delta type {:?}",
-                    c.name, c.data_type
+) -> napi::Result<PromiseRaw<'env, TableInfo>> {
+    spawn(env, async move {
+        let fields = columns
+            .iter()
+            .map(|c| {
+                let data_type: DeltaDataType =
+                    serde_json::from_value(serde_json::Value::String(c.data_type.clone()))
+                        .map_err(|_| {
+                            CoreError::InvalidArgument(format!(
+                                "column {:?}: unknown Delta type {:?}",
+                                c.name, c.data_type
+                            ))
+                        })?;
+                Ok(StructField::new(
+                    c.name.clone(),
+                    data_type,
+                    c.nullable.unwrap_or(true),
                 ))
-            })?;
-            Ok(StructField::new(
-                c.name.clone(),
-                data_type,
-                c.nullable.unwrap_or(true),
-            ))
-        })
-        .collect::<CoreResult<Vec<_>>>()?;
-    let table = create_with_fields(
-        &uri,
-        fields,
-        &partition_columns,
-        storage_options.unwrap_or_default(),
-    )
-    .await?;
-    Ok(table_info(&uri, &table)?)
+            })
+            .collect::<CoreResult<Vec<_>>>()?;
+        let table = create_with_fields(
+            &uri,
+            fields,
+            &partition_columns,
+            storage_options.unwrap_or_default(),
+        )
+        .await?;
+        table_info(&uri, &table)
+    })
 }

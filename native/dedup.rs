@@ -15,7 +15,11 @@ use deltalake::arrow::ipc::reader::StreamReader;
 use deltalake::arrow::ipc::writer::StreamWriter;
 use hashbrown::HashTable;
 use napi::bindgen_prelude::Buffer;
+use napi::bindgen_prelude::PromiseRaw;
+use napi::Env;
 use napi_derive::napi;
+
+use crate::js_error::spawn;
 use rayon::prelude::*;
 
 use crate::error::{CoreError, CoreResult};
@@ -369,11 +373,15 @@ fn dedup_ipc_blocking(data: &[u8], spec: &DedupSpec) -> CoreResult<Vec<u8>> {
 /// does (on the worker pool, off the JavaScript thread), and returns them as an Arrow IPC stream
 /// with the same schema. Rows keep the order of their key's winning (or, for `merge`, first) row.
 #[cfg_attr(test, allow(dead_code))]
-#[napi]
-pub async fn dedup_arrow_ipc(data: Buffer, options: DedupOptions) -> napi::Result<Buffer> {
+#[napi(ts_return_type = "Promise<Buffer>")]
+pub fn dedup_arrow_ipc<'env>(
+    env: &'env Env,
+    data: Buffer,
+    options: DedupOptions,
+) -> napi::Result<PromiseRaw<'env, Buffer>> {
     let spec = DedupSpec::from(options);
-    let out = tokio::task::spawn_blocking(move || dedup_ipc_blocking(&data, &spec))
-        .await
-        .map_err(CoreError::from)??;
-    Ok(out.into())
+    spawn(env, async move {
+        let out = crate::error::off_thread(move || dedup_ipc_blocking(&data, &spec)).await?;
+        Ok(Buffer::from(out))
+    })
 }

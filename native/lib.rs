@@ -11,6 +11,7 @@ mod dead_letters;
 mod decode;
 mod dedup;
 mod error;
+mod js_error;
 mod json;
 mod keys;
 mod logging;
@@ -20,14 +21,17 @@ mod messages;
 mod metadata;
 mod metrics;
 mod positions;
+mod retry;
 mod schema_change;
 mod segment;
 mod spill;
 mod spill_files;
 mod spill_read;
 mod stage;
+mod stage_work;
 mod staged_source;
 mod table;
+mod target;
 mod threads;
 mod timestamps;
 mod write;
@@ -47,7 +51,7 @@ pub struct NativeVersions {
 }
 
 /// The versions the native core was built with.
-#[napi]
+#[napi(catch_unwind)]
 pub fn native_versions() -> NativeVersions {
     NativeVersions {
         core: env!("CARGO_PKG_VERSION").to_string(),

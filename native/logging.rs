@@ -255,7 +255,7 @@ fn install() {
 }
 
 /// Sets which native records are kept for `drainNativeLogs` (`off` keeps none).
-#[napi]
+#[napi(catch_unwind)]
 pub fn set_native_log_level(level: NativeLogLevel) {
     install();
     LEVEL.store(level as u8, Ordering::Relaxed);
@@ -264,7 +264,7 @@ pub fn set_native_log_level(level: NativeLogLevel) {
 }
 
 /// Takes the native log records kept since the last call, oldest first.
-#[napi]
+#[napi(catch_unwind)]
 pub fn drain_native_logs() -> NativeLogDrain {
     let records = match QUEUE.lock() {
         Ok(mut queue) => queue.drain(..).collect(),

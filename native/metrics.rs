@@ -126,7 +126,7 @@ pub struct FlushProgressTotals {
 
 /// Where the native core's flush in progress is (process-wide).
 #[cfg_attr(test, allow(dead_code))]
-#[napi]
+#[napi(catch_unwind)]
 pub fn native_flush_progress() -> FlushProgressTotals {
     FLUSH.snapshot()
 }
@@ -150,7 +150,7 @@ pub struct NativeStepTotals {
 
 /// A snapshot of the native step counters.
 #[cfg_attr(test, allow(dead_code))]
-#[napi]
+#[napi(catch_unwind)]
 pub fn native_step_totals() -> NativeStepTotals {
     NativeStepTotals {
         decode: DECODE.snapshot(),

@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use crate::decode::{OFFSET_COLUMN, PARTITION_COLUMN, TOPIC_COLUMN};
 use crate::error::{lock, CoreError, CoreResult};
 use crate::messages::Messages;
+use crate::retry::{backoff, classify_core, Failure, Retrying, StorageRetry};
 
 /// Table property that expires txn entries; set, it would make us forget our Kafka positions.
 const TXN_RETENTION_PROPERTY: &str = "delta.setTransactionRetentionDuration";
@@ -445,49 +446,51 @@ pub async fn record_starts(
     table: Arc<Mutex<DeltaTable>>,
     starts: Vec<TxnVersion>,
     max_attempts: u32,
+    retry: StorageRetry,
 ) -> CoreResult<Vec<String>> {
     let ids: Vec<String> = starts.iter().map(|s| s.app_id.clone()).collect();
-    let mut attempt = 0;
+    let mut retrying = Retrying::new(retry, "recording start positions");
+    let mut conflicts = 0;
     loop {
-        attempt += 1;
-        let mut current = lock(&table)?.clone();
-        current.update_state().await?;
-        check_positions_kept(&current)?;
-        let recorded = read_txn_versions(&current, &ids).await?;
-        let txns: Vec<Transaction> = starts
-            .iter()
-            .filter(|s| !recorded.contains_key(&s.app_id))
-            .filter_map(|s| s.version.map(|v| Transaction::new(&s.app_id, v as i64)))
-            .collect();
-        if txns.is_empty() {
-            *lock(&table)? = current;
-            return Ok(Vec::new());
-        }
-        let written: Vec<String> = txns.iter().map(|t| t.app_id.clone()).collect();
-        let properties = CommitProperties::default().with_application_transactions(txns);
-        match commit_positions_only(&current, properties).await {
-            Ok(updated) => {
-                *lock(&table)? = updated;
-                return Ok(written);
+        let err = match record_starts_once(&table, &starts, &ids).await {
+            Ok(recorded) => return Ok(recorded),
+            Err(err) => err,
+        };
+        match classify_core(&err) {
+            Failure::Conflict if conflicts + 1 < max_attempts.max(1) => {
+                conflicts += 1;
+                tokio::time::sleep(backoff(conflicts)).await;
             }
-            Err(err) if is_conflict(&err) && attempt < max_attempts.max(1) => {
-                tokio::time::sleep(backoff(attempt)).await;
-            }
-            Err(err) => return Err(err.into()),
+            Failure::Transient => retrying.wait(err.to_string()).await?,
+            Failure::Conflict | Failure::Final => return Err(err),
         }
     }
 }
 
-/// How long to wait before another commit attempt.
-pub fn backoff(attempt: u32) -> std::time::Duration {
-    std::time::Duration::from_millis(50u64.saturating_mul(1 << attempt.min(6)))
-}
-
-pub fn is_conflict(err: &DeltaTableError) -> bool {
-    matches!(
-        err,
-        DeltaTableError::Transaction { .. } | DeltaTableError::VersionAlreadyExists(_)
-    )
+/// One attempt of [`record_starts`] against the newest version.
+async fn record_starts_once(
+    table: &Arc<Mutex<DeltaTable>>,
+    starts: &[TxnVersion],
+    ids: &[String],
+) -> CoreResult<Vec<String>> {
+    let mut current = lock(table)?.clone();
+    current.update_state().await?;
+    check_positions_kept(&current)?;
+    let recorded = read_txn_versions(&current, ids).await?;
+    let txns: Vec<Transaction> = starts
+        .iter()
+        .filter(|s| !recorded.contains_key(&s.app_id))
+        .filter_map(|s| s.version.map(|v| Transaction::new(&s.app_id, v as i64)))
+        .collect();
+    if txns.is_empty() {
+        *lock(table)? = current;
+        return Ok(Vec::new());
+    }
+    let written: Vec<String> = txns.iter().map(|t| t.app_id.clone()).collect();
+    let properties = CommitProperties::default().with_application_transactions(txns);
+    let updated = commit_positions_only(&current, properties).await?;
+    *lock(table)? = updated;
+    Ok(written)
 }
 
 /// The last offset per topic-partition of a batch. A batch holds a few partitions, each in long

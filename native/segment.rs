@@ -6,10 +6,13 @@ use std::sync::{Arc, Mutex};
 
 use deltalake::arrow::array::{RecordBatch, UInt32Array};
 use deltalake::arrow::compute::take_record_batch;
+use napi::bindgen_prelude::PromiseRaw;
+use napi::Env;
 use napi_derive::napi;
 
 use crate::day::{self, EpochDay};
-use crate::error::{lock, CoreError, CoreResult};
+use crate::error::{lock, off_thread, CoreResult};
+use crate::js_error::{spawn, OrThrow};
 use crate::positions::{row_keys, Coverage, PartitionKey, PartitionPosition};
 use crate::spill::{Generation, Staging};
 
@@ -113,13 +116,23 @@ impl SegmentData {
     /// after generation `after` when given (else last).
     pub fn spill_into(&mut self, staging: &mut Staging, after: Option<u64>) -> CoreResult<()> {
         let started = std::time::Instant::now();
-        let by_day: Vec<(EpochDay, Vec<RecordBatch>)> =
-            std::mem::take(&mut self.by_day).into_iter().collect();
-        let dead_letters = std::mem::take(&mut self.dead_letters);
-        let ranges = self.coverage.ranges();
+        let by_day: Vec<(EpochDay, Vec<RecordBatch>)> = std::mem::take(&mut self.by_day)
+            .into_iter()
+            .filter(|(_, batches)| !batches.is_empty())
+            .collect();
+        // On failure (a full disk) the rows go back: nothing staged is dropped.
+        let generation =
+            match staging.spill_after(after, &by_day, &self.dead_letters, self.coverage.ranges()) {
+                Ok(generation) => generation,
+                Err(err) => {
+                    self.by_day = by_day.into_iter().collect();
+                    return Err(err);
+                }
+            };
+        drop(by_day);
+        self.dead_letters.clear();
         self.coverage.clear();
         let rows = self.rows;
-        let generation = staging.spill_after(after, by_day, dead_letters, ranges)?;
         crate::memory::release_free_memory();
         tracing::debug!(
             generation = generation.id,
@@ -149,8 +162,15 @@ impl SegmentData {
             return Ok(false);
         }
         let mut staging = lock(&staging)?;
-        self.spill_into(&mut staging, Some(last))?;
-        Ok(true)
+        match self.spill_into(&mut staging, Some(last)) {
+            Ok(()) => Ok(true),
+            // The commit reads these rows from memory instead: more memory, but it goes on.
+            Err(err) if err.is_disk_full() => {
+                tracing::warn!(error = %err, "staging disk full: the flush reads its newest rows from memory");
+                Ok(false)
+            }
+            Err(err) => Err(err),
+        }
     }
 
     fn recount(&mut self) {
@@ -198,64 +218,63 @@ impl StagedSegment {
 #[napi]
 impl StagedSegment {
     /// Rows in the segment, in memory and spilled.
-    #[napi(getter)]
-    pub fn rows(&self) -> napi::Result<u32> {
-        Ok(lock(&self.data)?
-            .as_ref()
-            .map_or(0, |d| d.rows + d.spilled_rows()) as u32)
+    #[napi(getter, catch_unwind)]
+    pub fn rows(&self, env: &Env) -> napi::Result<u32> {
+        self.read(env, |d| (d.rows + d.spilled_rows()) as u32)
     }
 
     /// Dead letters in the segment.
-    #[napi(getter)]
-    pub fn dead_letters(&self) -> napi::Result<u32> {
-        Ok(lock(&self.data)?
-            .as_ref()
-            .map_or(0, SegmentData::dead_letter_count) as u32)
+    #[napi(getter, catch_unwind)]
+    pub fn dead_letters(&self, env: &Env) -> napi::Result<u32> {
+        self.read(env, |d| d.dead_letter_count() as u32)
     }
 
     /// The days the segment writes into, as `YYYY-MM-DD`.
-    #[napi(getter)]
-    pub fn days(&self) -> napi::Result<Vec<String>> {
-        Ok(lock(&self.data)?
-            .as_ref()
-            .map(|d| d.days().into_iter().map(day::format_day).collect())
-            .unwrap_or_default())
+    #[napi(getter, catch_unwind)]
+    pub fn days(&self, env: &Env) -> napi::Result<Vec<String>> {
+        self.read(env, |d| d.days().into_iter().map(day::format_day).collect())
     }
 
     /// Rows of the segment that were spilled to disk.
-    #[napi(getter)]
-    pub fn spilled_rows(&self) -> napi::Result<f64> {
-        Ok(lock(&self.data)?
-            .as_ref()
-            .map_or(0, SegmentData::spilled_rows) as f64)
+    #[napi(getter, catch_unwind)]
+    pub fn spilled_rows(&self, env: &Env) -> napi::Result<f64> {
+        self.read(env, |d| d.spilled_rows() as f64)
     }
 
     /// After the segment's commits: deletes its spill files (the table now holds their rows).
-    #[napi]
-    pub async fn release(&self) -> napi::Result<()> {
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn release<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, ()>> {
         let data = self.data.clone();
-        tokio::task::spawn_blocking(move || -> CoreResult<()> {
-            let guard = lock(&data)?;
-            let Some(segment) = guard.as_ref() else {
-                return Ok(());
-            };
-            if let Some(staging) = &segment.staging {
-                let ids: Vec<u64> = segment.spilled.iter().map(|g| g.id).collect();
-                lock(staging)?.release(&ids)?;
-            }
-            Ok(())
-        })
-        .await
-        .map_err(CoreError::from)??;
-        Ok(())
+        spawn(
+            env,
+            off_thread(move || {
+                let guard = lock(&data)?;
+                let Some(segment) = guard.as_ref() else {
+                    return Ok(());
+                };
+                if let Some(staging) = &segment.staging {
+                    let ids: Vec<u64> = segment.spilled.iter().map(|g| g.id).collect();
+                    lock(staging)?.release(&ids)?;
+                }
+                Ok(())
+            }),
+        )
     }
 
     /// The last offset the segment covers for each topic-partition it holds.
-    #[napi]
-    pub fn positions(&self) -> napi::Result<Vec<PartitionPosition>> {
-        Ok(lock(&self.data)?
+    #[napi(catch_unwind)]
+    pub fn positions(&self, env: &Env) -> napi::Result<Vec<PartitionPosition>> {
+        self.read(env, SegmentData::position_list)
+    }
+}
+
+impl StagedSegment {
+    /// `read` of the segment's data; the default once it was released.
+    fn read<T: Default>(&self, env: &Env, read: impl FnOnce(&SegmentData) -> T) -> napi::Result<T> {
+        Ok(lock(&self.data)
+            .or_throw(env)?
             .as_ref()
-            .map(SegmentData::position_list)
+            .map(read)
             .unwrap_or_default())
     }
 }

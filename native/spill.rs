@@ -288,7 +288,7 @@ impl Staging {
         dead_letters: Vec<RecordBatch>,
         ranges: Vec<PartitionRange>,
     ) -> CoreResult<Generation> {
-        self.spill_after(None, by_day, dead_letters, ranges)
+        self.spill_after(None, &by_day, &dead_letters, ranges)
     }
 
     /// Like `spill`, but listed right after generation `after` (when given): the rows a flush
@@ -297,32 +297,74 @@ impl Staging {
     pub fn spill_after(
         &mut self,
         after: Option<u64>,
-        by_day: Vec<(EpochDay, Vec<RecordBatch>)>,
-        dead_letters: Vec<RecordBatch>,
+        by_day: &[(EpochDay, Vec<RecordBatch>)],
+        dead_letters: &[RecordBatch],
         ranges: Vec<PartitionRange>,
     ) -> CoreResult<Generation> {
         let id = self.next_id;
         self.next_id += 1;
         let mut files = Vec::with_capacity(by_day.len() + 1);
+        let written = self.write_generation(id, by_day, dead_letters, &mut files);
+        let listed = written.and_then(|()| {
+            let generation = Generation {
+                id,
+                ranges,
+                files: files.clone(),
+            };
+            let position = after
+                .and_then(|a| self.generations.iter().position(|g| g.id == a))
+                .map_or(self.generations.len(), |p| p + 1);
+            self.generations.insert(position, generation.clone());
+            match self.write_manifest() {
+                Ok(()) => Ok(generation),
+                Err(err) => {
+                    self.generations.retain(|g| g.id != id);
+                    Err(err)
+                }
+            }
+        });
+        if listed.is_err() {
+            // The rows stay with the caller; files no manifest lists are of no use (and take
+            // the space a full disk needs back). The old manifest still holds.
+            for file in &files {
+                let _ = fs::remove_file(self.dir.join(&file.name));
+            }
+        }
+        listed
+    }
+
+    /// Writes one generation's files (names pushed to `files` as each completes).
+    fn write_generation(
+        &self,
+        id: u64,
+        by_day: &[(EpochDay, Vec<RecordBatch>)],
+        dead_letters: &[RecordBatch],
+        files: &mut Vec<SpillFile>,
+    ) -> CoreResult<()> {
         for (day, batches) in by_day {
             if batches.is_empty() {
                 continue;
             }
-            let name = format!("g{id:010}-{}.arrow", crate::day::format_day(day));
-            files.push(self.write_file(&name, Some(day), &batches)?);
+            let name = format!("g{id:010}-{}.arrow", crate::day::format_day(*day));
+            files.push(self.write_whole_file(&name, Some(*day), batches)?);
         }
         if !dead_letters.is_empty() {
             let name = format!("g{id:010}-dead-letters.arrow");
-            files.push(self.write_file(&name, None, &dead_letters)?);
+            files.push(self.write_whole_file(&name, None, dead_letters)?);
         }
-        sync_dir(&self.dir)?;
-        let generation = Generation { id, ranges, files };
-        let position = after
-            .and_then(|a| self.generations.iter().position(|g| g.id == a))
-            .map_or(self.generations.len(), |p| p + 1);
-        self.generations.insert(position, generation.clone());
-        self.write_manifest()?;
-        Ok(generation)
+        sync_dir(&self.dir)
+    }
+
+    /// [`Self::write_file`], removing what it wrote when it fails.
+    fn write_whole_file(
+        &self,
+        name: &str,
+        day: Option<EpochDay>,
+        batches: &[RecordBatch],
+    ) -> CoreResult<SpillFile> {
+        self.write_file(name, day, batches).inspect_err(|_| {
+            let _ = fs::remove_file(self.dir.join(name));
+        })
     }
 
     fn write_file(
@@ -428,11 +470,23 @@ impl Staging {
         }
         // The manifest first: a crash after it leaves only unlisted files, removed at the next
         // start; a crash before it leaves generations the table holds, also removed then.
-        self.write_manifest()?;
-        for file in gone.iter().flat_map(|g| &g.files) {
-            remove_if_present(&self.dir.join(&file.name))?;
+        let listed = self.write_manifest();
+        let remove = || -> CoreResult<()> {
+            for file in gone.iter().flat_map(|g| &g.files) {
+                remove_if_present(&self.dir.join(&file.name))?;
+            }
+            Ok(())
+        };
+        match listed {
+            Ok(()) => remove(),
+            // No room for the new manifest: the files go first (the old manifest then lists
+            // missing files of rows the table holds, which a start drops), and make room.
+            Err(err) if err.is_disk_full() => {
+                remove()?;
+                self.write_manifest()
+            }
+            Err(err) => Err(err),
         }
-        Ok(())
     }
 
     pub fn path_of(&self, file: &SpillFile) -> PathBuf {

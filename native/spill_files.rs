@@ -158,5 +158,8 @@ pub fn remove_if_present(path: &Path) -> CoreResult<()> {
 }
 
 pub fn staging_error(path: &Path, what: &str, err: std::io::Error) -> CoreError {
-    CoreError::Staging(format!("{what} {}: {err}", path.display()))
+    CoreError::StagingIo {
+        context: format!("{what} {}", path.display()),
+        source: err,
+    }
 }

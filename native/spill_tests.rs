@@ -43,8 +43,8 @@ fn a_flush_spilling_its_memory_rows_lists_them_before_what_the_stage_spilled_sin
     staging
         .spill_after(
             Some(first.id),
-            vec![(1, vec![rows(10)])],
-            Vec::new(),
+            &[(1, vec![rows(10)])],
+            &[],
             vec![range(Some(9), 19)],
         )
         .expect("memory rows");

@@ -1,27 +1,26 @@
 //! Staging: decoded rows held per target day until a flush, with the Kafka positions they cover
 //! and the messages rejected on the way.
 
-use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-use deltalake::arrow::array::{RecordBatch, UInt32Array};
-use deltalake::arrow::compute::take_record_batch;
 use deltalake::arrow::datatypes::SchemaRef;
 use napi::bindgen_prelude::{
-    Buffer, Float64Array, Int32Array as JsInt32Array, Uint16Array, Uint32Array, Uint8Array,
+    Buffer, Float64Array, Int32Array as JsInt32Array, PromiseRaw, Uint16Array, Uint32Array,
+    Uint8Array,
 };
+use napi::Env;
 use napi_derive::napi;
 
-use crate::day::EpochDay;
-use crate::dead_letters::dead_letter_batch;
-use crate::decode::{DecodeSpec, Messages};
-use crate::error::{lock, CoreError, CoreResult};
-use crate::positions::{
-    batch_last_offsets, Ownership, PartitionKey, PartitionPosition, PartitionStartPosition,
-};
+use crate::decode::DecodeSpec;
+use crate::error::{lock, off_thread, CoreResult};
+use crate::js_error::{spawn, OrThrow};
+use crate::positions::{Ownership, PartitionKey, PartitionPosition, PartitionStartPosition};
 use crate::schema_change::{added_columns, conform};
 use crate::segment::{SegmentData, StagedSegment};
-use crate::spill::{Generation, Staging};
+use crate::spill::Staging;
+use crate::stage_work::{
+    append_blocking, forget_blocking, persist_blocking, recover_blocking, retry_spill_blocking,
+};
 
 /// One consumed batch of Kafka messages, packed by `ts/kafka/packer.ts` into a few buffers so
 /// that it crosses into native code in one call.
@@ -68,6 +67,9 @@ pub struct AppendResult {
     pub spilled_bytes: f64,
     /// Whether this append spilled the staged rows to disk.
     pub spilled: bool,
+    /// Set while the rows over the memory cap cannot be spilled because the staging disk is
+    /// full: the reason. They stay in memory; stop consuming and call `retrySpill`.
+    pub spill_blocked: Option<String>,
 }
 
 /// A message that could not become a row.
@@ -104,10 +106,12 @@ pub struct StageState {
     pub staging: Option<Arc<Mutex<Staging>>>,
     /// The partitions this stage owns and how far each was read (across flushes), so every
     /// staged part records where it continues from. Rows of other partitions are not staged.
-    ownership: Ownership,
+    pub(crate) ownership: Ownership,
     /// The staged schema of the rows in memory: a batch decoded with an older spec (in flight
     /// while `follow_schema` changed it) is brought into it, so every spill file has one schema.
-    schema: SchemaRef,
+    pub(crate) schema: SchemaRef,
+    /// Why the last spill failed on a full disk; appends do not try again until `retry_spill`.
+    pub(crate) spill_blocked: Option<String>,
 }
 
 #[napi]
@@ -125,6 +129,7 @@ impl Stage {
                 staging: staging.map(|s| Arc::new(Mutex::new(s))),
                 ownership: Ownership::default(),
                 schema: spec.staged_schema.clone(),
+                spill_blocked: None,
             })),
             spec: Mutex::new(Arc::new(spec)),
         }
@@ -161,20 +166,24 @@ impl Stage {
 impl Stage {
     /// Decodes a batch of messages (in parallel, off the JavaScript thread) and stages its rows
     /// by day. Rejected messages are staged for the dead-letter table and reported back.
-    #[napi]
-    pub async fn append(&self, batch: MessageBatch) -> napi::Result<AppendResult> {
-        let spec = lock(&self.spec)?.clone();
+    #[napi(ts_return_type = "Promise<AppendResult>")]
+    pub fn append<'env>(
+        &self,
+        env: &'env Env,
+        batch: MessageBatch,
+    ) -> napi::Result<PromiseRaw<'env, AppendResult>> {
+        let spec = lock(&self.spec).or_throw(env)?.clone();
         let state = self.state.clone();
-        let result = tokio::task::spawn_blocking(move || append_blocking(&spec, &state, &batch))
-            .await
-            .map_err(CoreError::from)??;
-        Ok(result)
+        spawn(
+            env,
+            off_thread(move || append_blocking(&spec, &state, &batch)),
+        )
     }
 
     /// Takes everything staged so far, leaving the stage empty for the batches that follow.
-    #[napi]
-    pub fn take(&self) -> napi::Result<StagedSegment> {
-        let mut state = lock(&self.state)?;
+    #[napi(catch_unwind)]
+    pub fn take(&self, env: &Env) -> napi::Result<StagedSegment> {
+        let mut state = lock(&self.state).or_throw(env)?;
         // Rows in memory leave with the segment, with their coverage: the next part continues
         // after them (the ownership keeps how far each partition was read).
         let mut data = std::mem::take(&mut state.segment);
@@ -184,35 +193,31 @@ impl Stage {
 
     /// Spills the rows in memory to disk now, durably (a stop that leaves them for the next
     /// scheduled flush). Returns whether anything was written; without staging, nothing is.
-    #[napi]
-    pub async fn persist(&self) -> napi::Result<bool> {
+    #[napi(ts_return_type = "Promise<boolean>")]
+    pub fn persist<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, bool>> {
         let state = self.state.clone();
-        let written = tokio::task::spawn_blocking(move || -> CoreResult<bool> {
-            let mut guard = lock(&state)?;
-            let state = &mut *guard;
-            let Some(staging) = state.staging.clone() else {
-                return Ok(false);
-            };
-            if state.segment.coverage.is_empty() {
-                return Ok(false);
-            }
-            let mut staging = lock(&staging)?;
-            state.segment.spill_into(&mut staging, None)?;
-            Ok(true)
-        })
-        .await
-        .map_err(CoreError::from)??;
-        Ok(written)
+        spawn(env, off_thread(move || persist_blocking(&state)))
+    }
+
+    /// After an append reported `spillBlocked` (a full staging disk): spills the rows over the
+    /// memory cap now if there is room again. Returns why it is still blocked, or null.
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub fn retry_spill<'env>(
+        &self,
+        env: &'env Env,
+    ) -> napi::Result<PromiseRaw<'env, Option<String>>> {
+        let state = self.state.clone();
+        spawn(env, off_thread(move || retry_spill_blocking(&state)))
     }
 
     /// Topic-partitions the staging directory holds rows for (look up their recorded
     /// positions in the table, then call `recover`).
-    #[napi]
-    pub fn staging_partitions(&self) -> napi::Result<Vec<PartitionPosition>> {
-        let Some(staging) = self.staging()? else {
+    #[napi(catch_unwind)]
+    pub fn staging_partitions(&self, env: &Env) -> napi::Result<Vec<PartitionPosition>> {
+        let Some(staging) = self.staging().or_throw(env)? else {
             return Ok(Vec::new());
         };
-        let keys = lock(&staging)?.manifest_partitions();
+        let keys = lock(&staging).or_throw(env)?.manifest_partitions();
         Ok(keys
             .into_iter()
             .map(|(topic, partition)| PartitionPosition {
@@ -226,21 +231,22 @@ impl Stage {
     /// Stages again the spilled rows that continue the table's recorded positions (`recorded`:
     /// the last offset the table holds per topic-partition; absent ones have none) and removes
     /// the rest of the staging directory. Call before consuming.
-    #[napi]
-    pub async fn recover(&self, recorded: Vec<PartitionPosition>) -> napi::Result<StagingRecovery> {
+    #[napi(ts_return_type = "Promise<StagingRecovery>")]
+    pub fn recover<'env>(
+        &self,
+        env: &'env Env,
+        recorded: Vec<PartitionPosition>,
+    ) -> napi::Result<PromiseRaw<'env, StagingRecovery>> {
         let state = self.state.clone();
-        let result = tokio::task::spawn_blocking(move || recover_blocking(&state, &recorded))
-            .await
-            .map_err(CoreError::from)??;
-        Ok(result)
+        spawn(env, off_thread(move || recover_blocking(&state, &recorded)))
     }
 
     /// Takes ownership of newly assigned partitions and records where their consumption
     /// starts, so that every staged part can prove it continues the table. Messages of
     /// partitions not assigned are never staged.
-    #[napi]
-    pub fn assigned(&self, starts: Vec<PartitionStartPosition>) -> napi::Result<()> {
-        let mut state = lock(&self.state)?;
+    #[napi(catch_unwind)]
+    pub fn assigned(&self, env: &Env, starts: Vec<PartitionStartPosition>) -> napi::Result<()> {
+        let mut state = lock(&self.state).or_throw(env)?;
         for start in starts {
             let key = (start.topic_index as u16, start.partition);
             let after = match (start.continues_after, start.next_offset) {
@@ -257,237 +263,46 @@ impl Stage {
     /// Gives up partitions this consumer no longer owns: their rows in memory are dropped and
     /// they are withdrawn from every spilled generation, so nothing of them is committed by
     /// this stage any more; messages of them still arriving are not staged.
-    #[napi]
-    pub async fn forget_partitions(&self, lost: Vec<PartitionPosition>) -> napi::Result<()> {
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn forget_partitions<'env>(
+        &self,
+        env: &'env Env,
+        lost: Vec<PartitionPosition>,
+    ) -> napi::Result<PromiseRaw<'env, ()>> {
         let lost: Vec<PartitionKey> = lost
             .iter()
             .map(|p| (p.topic_index as u16, p.partition))
             .collect();
         let state = self.state.clone();
-        tokio::task::spawn_blocking(move || -> CoreResult<()> {
-            let mut guard = lock(&state)?;
-            let state = &mut *guard;
-            for key in &lost {
-                state.ownership.forget(key);
-            }
-            state.segment.forget_partitions(&lost)?;
-            if let Some(staging) = state.staging.clone() {
-                lock(&staging)?.withdraw(&mut state.segment.spilled, &lost)?;
-            }
-            Ok(())
-        })
-        .await
-        .map_err(CoreError::from)??;
-        Ok(())
+        spawn(env, off_thread(move || forget_blocking(&state, &lost)))
     }
 
     /// Rows staged now, in memory and spilled to disk.
-    #[napi(getter)]
-    pub fn staged_rows(&self) -> napi::Result<f64> {
-        let state = lock(&self.state)?;
+    #[napi(getter, catch_unwind)]
+    pub fn staged_rows(&self, env: &Env) -> napi::Result<f64> {
+        let state = lock(&self.state).or_throw(env)?;
         Ok((state.segment.rows + state.segment.spilled_rows()) as f64)
     }
 
     /// Rows of this stage spilled to disk (not those of a flush in flight).
-    #[napi(getter)]
-    pub fn spilled_rows(&self) -> napi::Result<f64> {
-        Ok(lock(&self.state)?.segment.spilled_rows() as f64)
+    #[napi(getter, catch_unwind)]
+    pub fn spilled_rows(&self, env: &Env) -> napi::Result<f64> {
+        Ok(lock(&self.state).or_throw(env)?.segment.spilled_rows() as f64)
     }
 
     /// Bytes of spill files not yet released, including those of a flush in flight.
-    #[napi(getter)]
-    pub fn spilled_bytes(&self) -> napi::Result<f64> {
-        let Some(staging) = self.staging()? else {
+    #[napi(getter, catch_unwind)]
+    pub fn spilled_bytes(&self, env: &Env) -> napi::Result<f64> {
+        let Some(staging) = self.staging().or_throw(env)? else {
             return Ok(0.0);
         };
-        let bytes = lock(&staging)?.disk_bytes();
+        let bytes = lock(&staging).or_throw(env)?.disk_bytes();
         Ok(bytes as f64)
     }
 
     /// Approximate Arrow memory staged now, in bytes.
-    #[napi(getter)]
-    pub fn staged_bytes(&self) -> napi::Result<f64> {
-        Ok(lock(&self.state)?.segment.bytes as f64)
+    #[napi(getter, catch_unwind)]
+    pub fn staged_bytes(&self, env: &Env) -> napi::Result<f64> {
+        Ok(lock(&self.state).or_throw(env)?.segment.bytes as f64)
     }
-}
-
-fn append_blocking(
-    spec: &DecodeSpec,
-    state: &Mutex<StageState>,
-    batch: &MessageBatch,
-) -> CoreResult<AppendResult> {
-    let messages = Messages {
-        payloads: &batch.payloads,
-        payload_ends: &batch.payload_ends,
-        topic_indexes: &batch.topic_indexes,
-        partitions: &batch.partitions,
-        offsets: &batch.offsets,
-        timestamps: &batch.timestamps,
-        keys: match (&batch.keys, &batch.key_ends) {
-            (Some(keys), Some(ends)) => Some((&keys[..], &ends[..])),
-            _ => None,
-        },
-        headers: match (&batch.headers, &batch.header_ends) {
-            (Some(headers), Some(ends)) => Some((&headers[..], &ends[..])),
-            _ => None,
-        },
-        absent: batch.absent.as_deref(),
-    };
-    let started = std::time::Instant::now();
-    let decoded = crate::threads::install(|| spec.decode(&messages))??;
-    crate::metrics::DECODE.record(started.elapsed(), messages.len());
-    let by_day = match &decoded.rows {
-        Some(rows) => split_by_day(rows, &decoded.days)?,
-        None => Vec::new(),
-    };
-    let dead = if decoded.rejected.is_empty() {
-        None
-    } else {
-        Some(dead_letter_batch(spec, &messages, &decoded.rejected)?)
-    };
-    let mut rejected: Vec<RejectedMessage> = decoded
-        .rejected
-        .iter()
-        .map(|r| RejectedMessage {
-            topic_index: u32::from(messages.topic_indexes[r.message_index]),
-            partition: messages.partitions[r.message_index],
-            offset: messages.offsets[r.message_index],
-            reason: r.kind.to_string(),
-            detail: r.detail.clone(),
-        })
-        .collect();
-
-    let batch_last = batch_last_offsets(&messages);
-    let mut guard = lock(state)?;
-    let state = &mut *guard;
-    // A message of a partition given up (a revoke, with its messages still in flight) is not
-    // this stage's to commit: its new owner reads it from the table's position.
-    let mut unowned: Vec<PartitionKey> = Vec::new();
-    for &(key, offset) in &batch_last {
-        match state.ownership.advance(key, offset) {
-            Some(read) => state.segment.coverage.extend(key, read, offset),
-            None => unowned.push(key),
-        }
-    }
-    let segment = &mut state.segment;
-    let (by_day, dead) = if unowned.is_empty() {
-        (by_day, dead)
-    } else {
-        tracing::debug!(
-            partitions = unowned.len(),
-            "messages of partitions not owned dropped"
-        );
-        rejected.retain(|r| !unowned.contains(&(r.topic_index as u16, r.partition)));
-        drop_partitions(by_day, dead, &unowned)?
-    };
-    let mut staged = 0u32;
-    for (day, rows) in by_day {
-        let rows = conform(rows, &state.schema)?;
-        staged += rows.num_rows() as u32;
-        segment.rows += rows.num_rows();
-        segment.bytes += rows.get_array_memory_size();
-        segment.by_day.entry(day).or_default().push(rows);
-    }
-    segment.dead_letters.extend(dead);
-    let mut spilled = false;
-    let mut spilled_bytes = 0;
-    if let Some(staging) = state.staging.clone() {
-        let mut staging = lock(&staging)?;
-        let dead_bytes: usize = segment
-            .dead_letters
-            .iter()
-            .map(RecordBatch::get_array_memory_size)
-            .sum();
-        if segment.bytes + dead_bytes > staging.max_memory_bytes {
-            segment.spill_into(&mut staging, None)?;
-            spilled = true;
-        }
-        spilled_bytes = staging.disk_bytes();
-    }
-    Ok(AppendResult {
-        staged,
-        rejected,
-        staged_rows: (segment.rows + segment.spilled_rows()) as u32,
-        staged_bytes: segment.bytes as f64,
-        spilled_rows: segment.spilled_rows() as f64,
-        spilled_bytes: spilled_bytes as f64,
-        spilled,
-    })
-}
-
-/// A decoded batch: rows by day and the dead letters.
-type DecodedParts = (Vec<(EpochDay, RecordBatch)>, Option<RecordBatch>);
-
-/// Rows and dead letters without those of the given partitions.
-fn drop_partitions(
-    by_day: Vec<(EpochDay, RecordBatch)>,
-    dead: Option<RecordBatch>,
-    lost: &[PartitionKey],
-) -> CoreResult<DecodedParts> {
-    let mut kept = Vec::with_capacity(by_day.len());
-    for (day, rows) in by_day {
-        if let Some(rows) = crate::segment::without_partitions(&rows, lost)? {
-            kept.push((day, rows));
-        }
-    }
-    let dead = match dead {
-        Some(d) => crate::segment::without_partitions(&d, lost)?,
-        None => None,
-    };
-    Ok((kept, dead))
-}
-
-fn recover_blocking(
-    state: &Mutex<StageState>,
-    recorded: &[PartitionPosition],
-) -> CoreResult<StagingRecovery> {
-    let mut guard = lock(state)?;
-    let state = &mut *guard;
-    let Some(staging) = state.staging.clone() else {
-        return Ok(StagingRecovery {
-            generations: 0,
-            rows: 0.0,
-            bytes: 0.0,
-            positions: Vec::new(),
-            committed_files: 0,
-            discarded_files: 0,
-            reasons: Vec::new(),
-        });
-    };
-    let recorded: HashMap<PartitionKey, i64> = recorded
-        .iter()
-        .filter(|p| p.last_offset >= 0.0)
-        .map(|p| ((p.topic_index as u16, p.partition), p.last_offset as i64))
-        .collect();
-    let found = lock(&staging)?.recover(&recorded)?;
-    let segment = &mut state.segment;
-    segment.spilled.extend(found.generations.iter().cloned());
-    let recovery = StagingRecovery {
-        generations: found.generations.len() as u32,
-        rows: found.generations.iter().map(Generation::rows).sum::<u64>() as f64,
-        bytes: found.generations.iter().map(Generation::bytes).sum::<u64>() as f64,
-        positions: segment.position_list(),
-        committed_files: found.committed_files as u32,
-        discarded_files: found.discarded_files as u32,
-        reasons: found.reasons,
-    };
-    Ok(recovery)
-}
-
-/// Splits decoded rows into one batch per day (usually a single day: no copy then).
-fn split_by_day(rows: &RecordBatch, days: &[EpochDay]) -> CoreResult<Vec<(EpochDay, RecordBatch)>> {
-    let Some(&first) = days.first() else {
-        return Ok(Vec::new());
-    };
-    if days.iter().all(|&d| d == first) {
-        return Ok(vec![(first, rows.clone())]);
-    }
-    let mut groups: BTreeMap<EpochDay, Vec<u32>> = BTreeMap::new();
-    for (row, &d) in days.iter().enumerate() {
-        groups.entry(d).or_default().push(row as u32);
-    }
-    groups
-        .into_iter()
-        .map(|(d, indices)| Ok((d, take_record_batch(rows, &UInt32Array::from(indices))?)))
-        .collect()
 }

@@ -3,7 +3,10 @@
 
 use std::sync::{Mutex, OnceLock};
 
+use napi::Env;
 use napi_derive::napi;
+
+use crate::js_error::OrThrow;
 use rayon::{ThreadPool, ThreadPoolBuilder};
 
 use crate::error::{CoreError, CoreResult};
@@ -36,14 +39,15 @@ pub fn install<T: Send>(work: impl FnOnce() -> T + Send) -> CoreResult<T> {
 /// Sets the number of worker threads (0 = one per CPU). Only effective before the first batch;
 /// returns the number of threads the pool has or will have.
 #[cfg_attr(test, allow(dead_code))]
-#[napi]
-pub fn configure_threads(threads: u32) -> napi::Result<u32> {
+#[napi(catch_unwind)]
+pub fn configure_threads(env: &Env, threads: u32) -> napi::Result<u32> {
     if let Some(Ok(existing)) = POOL.get() {
         return Ok(existing.current_num_threads() as u32);
     }
     let mut requested = REQUESTED
         .lock()
-        .map_err(|_| CoreError::Internal("thread configuration lock poisoned".into()))?;
+        .map_err(|_| CoreError::Internal("thread configuration lock poisoned".into()))
+        .or_throw(env)?;
     *requested = threads as usize;
     Ok(if threads == 0 {
         std::thread::available_parallelism().map_or(1, usize::from) as u32

@@ -25,9 +25,9 @@ use crate::error::{lock, CoreError, CoreResult};
 use crate::merge::{merge_rows, MergeSpec, MergeStats};
 use crate::metrics::{FlushPhase, FLUSH};
 use crate::positions::{
-    backoff, check_positions_kept, commit_positions_only, is_conflict, AppIds, CommitWindows,
-    PartitionAppId,
+    check_positions_kept, commit_positions_only, AppIds, CommitWindows, PartitionAppId,
 };
+use crate::retry::{backoff, classify_core, with_retry, Failure, Retrying, StorageRetry};
 use crate::segment::SegmentData;
 use crate::spill_read::{CoveredBatch, SegmentPart};
 use crate::staged_source::SizedTable;
@@ -127,31 +127,42 @@ pub async fn commit_segment(
     app_ids: Vec<PartitionAppId>,
     options: CommitOptions,
     positions_from: Option<Arc<Mutex<DeltaTable>>>,
+    retry: StorageRetry,
 ) -> CoreResult<CommitResult> {
     let max_attempts = options.max_attempts.max(1);
-    let prepared = prepare(&table, &segment, app_ids, options).await?;
+    let prepared = prepare(&table, &segment, app_ids, options, retry).await?;
     let tables = Tables {
         target: table,
         positions: positions_from,
     };
+    let mut retrying = Retrying::new(retry, "commit");
+    let mut conflicts = 0;
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match attempt_commit(&tables, &prepared, attempt).await? {
-            Ok(result) => {
+        let err = match attempt_commit(&tables, &prepared, attempt).await {
+            Ok(Ok(result)) => {
                 crate::memory::release_free_memory();
                 return Ok(result);
             }
-            Err(err) if is_conflict(&err) && attempt < max_attempts => {
-                tokio::time::sleep(backoff(attempt)).await;
+            Ok(Err(err)) => CoreError::from(err),
+            Err(err) => err,
+        };
+        // Each attempt re-reads the newest version and the positions recorded in it, so one
+        // that landed before its error surfaced is found, not written twice.
+        match classify_core(&err) {
+            Failure::Conflict if conflicts + 1 < max_attempts => {
+                conflicts += 1;
+                tokio::time::sleep(backoff(conflicts)).await;
             }
-            Err(err) if is_conflict(&err) => {
+            Failure::Conflict => {
                 return Err(CoreError::CommitConflict {
-                    attempts: attempt,
+                    attempts: conflicts + 1,
                     reason: err.to_string(),
                 })
             }
-            Err(err) => return Err(err.into()),
+            Failure::Transient => retrying.wait(err.to_string()).await?,
+            Failure::Final => return Err(err),
         }
     }
 }
@@ -161,6 +172,7 @@ async fn prepare(
     segment: &Arc<Mutex<Option<SegmentData>>>,
     app_ids: Vec<PartitionAppId>,
     options: CommitOptions,
+    retry: StorageRetry,
 ) -> CoreResult<Prepared> {
     if matches!(options.part, CommitPart::Rows) {
         let segment = segment.clone();
@@ -184,8 +196,12 @@ async fn prepare(
     };
     if matches!(options.part, CommitPart::Rows) {
         // Another writer may have changed the schema since these rows were staged.
-        let mut current = lock(table)?.clone();
-        current.update_state().await?;
+        let current = with_retry(retry, "reading the table", || async {
+            let mut current = lock(table)?.clone();
+            current.update_state().await?;
+            Ok(current)
+        })
+        .await?;
         source.conform_to(&current.snapshot()?.snapshot().arrow_schema());
     }
     let source = Arc::new(source);

@@ -89,39 +89,63 @@ export class PositionLostError extends KafkaError {
   }
 }
 
+/**
+ * A value passed to the library's API is not one it accepts (e.g. a segment not taken from a
+ * `Stage`, an option out of range). Code `INVALID_ARGUMENT`.
+ */
+export class InvalidArgumentError extends KafkaDeltaError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('INVALID_ARGUMENT', message, options);
+  }
+}
+
 /** An internal error of the native core: a bug, please report it. */
 export class InternalError extends KafkaDeltaError {}
 
-type ErrorClass = new (code: string, message: string, options?: { cause?: unknown }) => KafkaDeltaError;
-
-/** Native error codes (see native/error.rs) and the class each maps onto. */
-const NATIVE_CODES: Readonly<Record<string, ErrorClass>> = {
-  TABLE_NOT_FOUND: TableNotFoundError,
-  UNSUPPORTED_TABLE: UnsupportedTableError,
-  SCHEMA_MISMATCH: SchemaMismatchError,
-  COMMIT_CONFLICT: CommitConflictError,
-  STORAGE: StorageError,
-  STAGING: StagingError,
-  INVALID_ARGUMENT: InternalError,
-  INTERNAL: InternalError,
-};
-
-/** The prefix native/error.rs puts on every message: `[KDR:<CODE>] <message>`. */
-const NATIVE_PREFIX = /^\[KDR:([A-Z_]+)\] /;
+type ErrorConstructor = new (code: string, message: string, options?: { cause?: unknown }) => KafkaDeltaError;
+/** Makes the typed error of one native code. */
+type ErrorFactory = (code: string, message: string, options: { cause?: unknown }) => KafkaDeltaError;
+const typed = (Cls: ErrorConstructor): ErrorFactory => (code, message, options) => new Cls(code, message, options);
 
 /**
- * Turns an error thrown by the native core into the matching typed error.
+ * Native error codes (native/error.rs, `CoreError::code`) and the class each maps onto; a test
+ * checks this list against the native one (`nativeErrorCodes`).
+ */
+const NATIVE_CODES: Readonly<Record<string, ErrorFactory>> = {
+  TABLE_NOT_FOUND: typed(TableNotFoundError),
+  UNSUPPORTED_TABLE: typed(UnsupportedTableError),
+  SCHEMA_MISMATCH: typed(SchemaMismatchError),
+  COMMIT_CONFLICT: typed(CommitConflictError),
+  STORAGE: typed(StorageError),
+  STORAGE_UNAVAILABLE: typed(StorageError),
+  STAGING: typed(StagingError),
+  INVALID_ARGUMENT: (_code, message, options) => new InvalidArgumentError(message, options),
+  INTERNAL: typed(InternalError),
+};
+
+/**
+ * The native codes this side maps.
+ *
+ * @internal For the test that checks them against the native list.
+ */
+export function mappedNativeCodes(): string[] {
+  return Object.keys(NATIVE_CODES);
+}
+
+/**
+ * Turns an error thrown by the native core into the matching typed error. The native core sets
+ * `code` on the errors it throws (as data) and the Rust cause chain as `cause`; anything else
+ * it throws (napi's own argument checks) is an {@link InternalError}: the library calls it.
  *
  * @internal The library's own plumbing: every error it throws is already typed.
  */
 export function fromNativeError(err: unknown): unknown {
-  if (err instanceof KafkaDeltaError || !(err instanceof Error)) return err;
-  const match = NATIVE_PREFIX.exec(err.message);
-  if (!match) return err;
-  const code = match[1] ?? 'INTERNAL';
-  const message = err.message.slice(match[0].length);
-  const Cls = NATIVE_CODES[code] ?? InternalError;
-  return new Cls(code, message, { cause: err });
+  if (err instanceof KafkaDeltaError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  const code = (err as { code?: unknown } | null)?.code;
+  const make = typeof code === 'string' ? NATIVE_CODES[code] : undefined;
+  if (make === undefined || typeof code !== 'string') return new InternalError('INTERNAL', message, { cause: err });
+  return make(code, message, { cause: err });
 }
 
 /**

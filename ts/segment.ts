@@ -3,14 +3,14 @@
  * Kafka positions covered), taken out of a `Stage`.
  */
 import type { PartitionPosition, StagedSegment as NativeStagedSegment } from './native.js';
-import { native, nativeSync } from './errors.js';
+import { InvalidArgumentError, native, nativeSync } from './errors.js';
 
 const segmentHandles = new WeakMap<StagedSegment, NativeStagedSegment>();
 
 /** The native handle of a segment, for `DeltaTarget` commits. Not part of the public API. */
 export function nativeSegment(segment: StagedSegment): NativeStagedSegment {
   const handle = segmentHandles.get(segment);
-  if (!handle) throw new TypeError('not a segment taken from a Stage');
+  if (!handle) throw new InvalidArgumentError('not a segment taken from a Stage');
   return handle;
 }
 

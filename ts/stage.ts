@@ -92,6 +92,14 @@ export class Stage {
   }
 
   /**
+   * After an append reported `spillBlocked` (the staging disk was full): spills the rows over
+   * the memory cap now if there is room again. Resolves with why it is still blocked, or null.
+   */
+  retrySpill(): Promise<string | null> {
+    return native(this.#native.retrySpill());
+  }
+
+  /**
    * Takes ownership of newly assigned partitions and tells the stage where their consumption
    * starts; messages of partitions not assigned are never staged.
    */

@@ -13,6 +13,7 @@ import {
   type MergeStats,
   type PartitionAppId,
   type PartitionSummary,
+  type StorageRetryOptions,
   type TableInfo,
   type TxnVersion,
   type WriteMode,
@@ -21,7 +22,7 @@ import { native, nativeSync } from './errors.js';
 import { nativeSegment, type StagedSegment } from './segment.js';
 import { Stage, nativeStage, type StageOptions } from './stage.js';
 
-export type { ColumnSpec, CommitResult, DeadLetterRecord, DedupOptions, TxnVersion, MergeOptions, MergeStats, PartitionAppId, PartitionSummary, TableInfo, WriteMode };
+export type { ColumnSpec, CommitResult, DeadLetterRecord, DedupOptions, TxnVersion, MergeOptions, MergeStats, PartitionAppId, PartitionSummary, StorageRetryOptions, TableInfo, WriteMode };
 
 /** How {@link DeltaTarget.commitRows} writes a segment's rows. */
 export interface RowCommitOptions {
@@ -41,14 +42,18 @@ export class DeltaTarget {
     this.#native = handle;
   }
 
-  /** Opens an existing table; throws `TableNotFoundError` when there is none at `uri`. */
-  static async open(uri: string, storageOptions: Record<string, string> = {}): Promise<DeltaTarget> {
-    return new DeltaTarget(await native(NativeDeltaTarget.open(uri, storageOptions)));
+  /**
+   * Opens an existing table; throws `TableNotFoundError` when there is none at `uri`.
+   * `storageRetry`: how transient storage failures of its reads and commits are retried
+   * (default: 300 s, waits from 0.5 s doubling to 30 s).
+   */
+  static async open(uri: string, storageOptions: Record<string, string> = {}, storageRetry?: StorageRetryOptions): Promise<DeltaTarget> {
+    return new DeltaTarget(await native(NativeDeltaTarget.open(uri, storageOptions, storageRetry)));
   }
 
   /** Opens the dead-letter table at `uri`, creating it (partitioned by day) when absent. */
-  static async openDeadLetters(uri: string, storageOptions: Record<string, string> = {}): Promise<DeltaTarget> {
-    return new DeltaTarget(await native(NativeDeltaTarget.openDeadLetters(uri, storageOptions)));
+  static async openDeadLetters(uri: string, storageOptions: Record<string, string> = {}, storageRetry?: StorageRetryOptions): Promise<DeltaTarget> {
+    return new DeltaTarget(await native(NativeDeltaTarget.openDeadLetters(uri, storageOptions, storageRetry)));
   }
 
   /** The table's location. */
@@ -110,7 +115,7 @@ export class DeltaTarget {
    * already holds are left out, the rest consolidated per day (with `dedup`) and appended, or
    * merged (with `merge`).
    */
-  commitRows(segment: StagedSegment, appIds: readonly PartitionAppId[], options: RowCommitOptions): Promise<CommitResult> {
+  async commitRows(segment: StagedSegment, appIds: readonly PartitionAppId[], options: RowCommitOptions): Promise<CommitResult> {
     const { maxAttempts, dedup, merge } = options;
     return native(this.#native.commit(nativeSegment(segment), [...appIds], { part: 'rows', maxAttempts, dedup, merge }));
   }
@@ -121,7 +126,7 @@ export class DeltaTarget {
    * new (it is the record of what was handled), so a config change that turns more messages
    * into dead letters on a replay never loses them. Without it, this table's own positions do.
    */
-  commitDeadLetters(
+  async commitDeadLetters(
     segment: StagedSegment,
     appIds: readonly PartitionAppId[],
     maxAttempts: number,
@@ -135,7 +140,7 @@ export class DeltaTarget {
    * The segment's dead letters this table has not handled yet (above its recorded positions),
    * for a dead-letter sink outside Delta. A replay after a crash returns them again.
    */
-  pendingDeadLetters(segment: StagedSegment, appIds: readonly PartitionAppId[]): Promise<DeadLetterRecord[]> {
+  async pendingDeadLetters(segment: StagedSegment, appIds: readonly PartitionAppId[]): Promise<DeadLetterRecord[]> {
     return native(this.#native.pendingDeadLetters(nativeSegment(segment), [...appIds]));
   }
 

@@ -4,6 +4,7 @@
  */
 import type { Message } from 'node-rdkafka';
 import type { MessageBatch } from '../stage.js';
+import { InternalError } from '../errors.js';
 
 /** Bytes of a message value or key (strings are UTF-8 encoded). */
 function bytesOf(value: Buffer | string | null | undefined): Buffer | null {
@@ -70,7 +71,7 @@ export function packMessages(
     payloadEnds[i] = at;
     absent[i] = (value === null || value === undefined ? ABSENT_VALUE : 0) | (m.key === null || m.key === undefined ? ABSENT_KEY : 0);
     const index = topicIndex.get(m.topic);
-    if (index === undefined) throw new Error(`message from unexpected topic ${JSON.stringify(m.topic)}`);
+    if (index === undefined) throw new InternalError('INTERNAL', `message from unexpected topic ${JSON.stringify(m.topic)}`);
     topicIndexes[i] = index;
     partitions[i] = m.partition;
     offsets[i] = m.offset;

@@ -10,6 +10,7 @@
  */
 import { Cron } from 'croner';
 import type { BatchConfig } from '../config/index.js';
+import { ConfigError } from '../errors.js';
 
 /** A source of the current time, injected so that tests control it. */
 export interface Clock {
@@ -95,19 +96,19 @@ export class FlushSchedule {
   /**
    * Starts counting the interval now and arms the first scheduled instant after now.
    *
-   * @throws {RangeError} when no trigger is given, the interval is not a positive number, the
+   * @throws {ConfigError} when no trigger is given, the interval is not a positive number, the
    *   batch size is not a positive integer, or the schedule is invalid.
    */
   constructor(options: FlushScheduleOptions, clock: Clock = systemClock) {
     const { schedule, timezone, intervalSeconds, batchSize } = options;
     if (schedule === undefined && intervalSeconds === undefined && batchSize === undefined) {
-      throw new RangeError('a flush schedule needs a schedule, an interval or a batch size');
+      throw new ConfigError([{ key: 'batch', message: 'a flush schedule needs a schedule, an interval or a batch size' }], 'invalid flush schedule');
     }
     if (intervalSeconds !== undefined && !(intervalSeconds > 0 && Number.isFinite(intervalSeconds))) {
-      throw new RangeError(`flush interval must be a positive number of seconds, got ${intervalSeconds}`);
+      throw new ConfigError([{ key: 'batch.batch_interval', message: `must be a positive number of seconds, got ${intervalSeconds}` }], 'invalid flush schedule');
     }
     if (batchSize !== undefined && !(Number.isSafeInteger(batchSize) && batchSize >= 1)) {
-      throw new RangeError(`batch size must be a positive integer, got ${batchSize}`);
+      throw new ConfigError([{ key: 'batch.batch_size', message: `must be a positive integer, got ${batchSize}` }], 'invalid flush schedule');
     }
     this.#clock = clock;
     this.#schedule = schedule;
@@ -121,7 +122,7 @@ export class FlushSchedule {
       this.#nextScheduledAt = this.#nextAfter(this.#lastFlushAt);
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
-      throw new RangeError(`invalid flush schedule ${JSON.stringify(schedule)} in ${timezone}: ${reason}`);
+      throw new ConfigError([{ key: 'batch.schedule', message: `${JSON.stringify(schedule)} in ${timezone}: ${reason}` }], 'invalid flush schedule');
     }
   }
 
