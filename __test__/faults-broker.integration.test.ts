@@ -12,6 +12,7 @@ import { createTopic } from '../ts/tools/kafka-admin.js';
 import { PrivateBroker } from './helpers/broker.js';
 import { startCli } from './helpers/cli.js';
 import { EVENT_COLUMNS, createTableWithPython, txnVersions } from './helpers/delta.js';
+import { freePort } from './helpers/emulators.js';
 import { tempDir, testConfig, uniqueName, writeConfig } from './helpers/env.js';
 import { Rng, countLines, sleep, until, type Delivered } from './helpers/faults.js';
 import { FULL, SEED, SIZE, DAYS, PARTITIONS, DEBUG, Produced, DeadLetterRow, produceAll, assertRows, assertDeadLetters, SPILLED, COMMITTED, insertWorkload } from './helpers/fault-checks.js';
@@ -62,6 +63,14 @@ test.serial('[integration] faults: the broker stopped and restarted mid-run (sam
   const table = join(dir, 'events');
   createTableWithPython(table, EVENT_COLUMNS, ['date_col']);
   const group = uniqueName('kdr_group');
+  const monitoringPort = await freePort();
+  const readyz = async (): Promise<number> => {
+    try {
+      return (await fetch(`http://127.0.0.1:${monitoringPort}/readyz`)).status;
+    } catch {
+      return 0;
+    }
+  };
   const configPath = writeConfig(
     dir,
     testConfig({
@@ -77,6 +86,7 @@ test.serial('[integration] faults: the broker stopped and restarted mid-run (sam
         },
         batch: { batch_interval: 0.5, batch_size: 5000 },
         buffer: { staging_dir: join(dir, 'staging'), max_memory: '2MiB' },
+        monitoring: { enabled: true, host: '127.0.0.1', port: monitoringPort },
       },
     }),
   );
@@ -101,18 +111,24 @@ test.serial('[integration] faults: the broker stopped and restarted mid-run (sam
   };
   try {
     await cli.waitFor(COMMITTED, 120_000);
+    t.is(await readyz(), 200, 'ready while the broker answers');
 
     // Outage 1: a clean stop (SIGTERM to the broker), a pause, and a start on the same data dir.
+    // /readyz turns 503 while no broker answers (librdkafka's statistics come every 5 s).
     at = Date.now();
     await broker.down();
     const stopSeconds = (Date.now() - at) / 1000;
     stillRunning('broker stopped');
+    await until('/readyz reports not ready', async () => (await readyz()) === 503, 30_000, 250);
+    const unreadyAfter = (Date.now() - at) / 1000;
     await sleep(3000);
-    stillRunning('3 s without a broker');
+    stillRunning('without a broker');
     at = Date.now();
     await broker.up();
-    t.log(`outage 1: stop took ${stopSeconds.toFixed(1)} s, restart ${((Date.now() - at) / 1000).toFixed(1)} s`);
+    t.log(`outage 1: stop took ${stopSeconds.toFixed(1)} s, unready after ${unreadyAfter.toFixed(1)} s, restart ${((Date.now() - at) / 1000).toFixed(1)} s`);
     stillRunning('broker restarted');
+    await until('/readyz reports ready again', async () => (await readyz()) === 200, 60_000, 250);
+    t.log(`ready again ${((Date.now() - at) / 1000).toFixed(1)} s after the restart began`);
     await produce(1);
 
     // Outage 2: the broker process killed (-9) while the pipeline consumes what just arrived.

@@ -149,7 +149,7 @@ async function run(configPath: string, overrides: Record<string, unknown>, until
         port: config.monitoring.port,
         endpoint: config.monitoring.endpoint,
         registry: pipeline.metrics.registry,
-        ready: () => pipeline.running,
+        ready: () => pipeline.ready,
         token: config.credentials.metricsToken,
         onError: (error) => log.error('cannot render the metrics', { error }),
       });

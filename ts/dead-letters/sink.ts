@@ -33,6 +33,6 @@ export async function openDeadLetterSink(config: Config, log: Logger): Promise<D
   if (config.deadLetter.kind === 'kafka') {
     return KafkaDeadLetterSink.open(config.kafka.brokers, config.deadLetter.topic, kafkaProperties(config), log);
   }
-  const table = await DeltaTarget.openDeadLetters(config.deadLetter.tablePath, config.delta.storageOptions);
+  const table = await DeltaTarget.openDeadLetters(config.deadLetter.tablePath, config.delta.storageOptions, config.delta.storageRetry);
   return new DeltaDeadLetterSink(table, maxAttempts);
 }

@@ -5,7 +5,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Message } from 'node-rdkafka';
 import type { FlushSummary } from '../pipeline/flush.js';
-import { nativeStepTotals, type NativeStepTotals } from '../native.js';
+import { nativeStepTotals, nativeStorageRetries, type NativeStepTotals } from '../native.js';
 import { registerFlushProgress } from './flush-progress.js';
 
 const NATIVE_STEPS = ['decode', 'dedup', 'write'] as const satisfies ReadonlyArray<keyof NativeStepTotals>;
@@ -48,6 +48,9 @@ export class PipelineMetrics {
   readonly #consumerLag: Gauge<'topic' | 'partition'>;
   readonly #positionsLost: Counter<'topic'>;
   readonly #offsetsSkipped: Counter<'topic'>;
+  readonly #stagingDiskFull: Gauge;
+  readonly #brokerUp: Gauge;
+  readonly #stagingDiskFullTotal: Counter;
 
   constructor(options: { registry?: Registry; defaultMetrics?: boolean } = {}) {
     const registry = options.registry ?? new Registry();
@@ -134,6 +137,30 @@ export class PipelineMetrics {
     nativeStepCounter('kafka_delta_native_step_calls_total', 'Calls of native steps; process-wide.', 'calls', registers);
     nativeStepCounter('kafka_delta_native_step_rows_total', 'Rows through native steps (decode: messages, dedup: rows in, write: rows written); process-wide.', 'rows', registers);
     registerFlushProgress(registers);
+    this.#brokerUp = new Gauge({
+      name: 'kafka_delta_broker_up',
+      help: '1 while the consumer reaches a Kafka broker, 0 while every broker is unreachable (librdkafka keeps retrying).',
+      registers,
+    });
+    this.#stagingDiskFull = new Gauge({
+      name: 'kafka_delta_staging_disk_full',
+      help: '1 while the staging disk is too full to spill the rows over buffer.max_memory (consumption paused, retried), else 0.',
+      registers,
+    });
+    this.#stagingDiskFullTotal = new Counter({
+      name: 'kafka_delta_staging_disk_full_total',
+      help: 'Times spilling was blocked by a full staging disk.',
+      registers,
+    });
+    new Counter({
+      name: 'kafka_delta_storage_retries_total',
+      help: 'Transient storage failures (timeouts, 5xx, throttling, a full disk) of table reads and commits retried after the object store\'s own retries; process-wide.',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(nativeStorageRetries());
+      },
+    });
     this.#consumerLag = new Gauge({
       name: 'kafka_delta_consumer_lag',
       help: 'Messages between the position committed after the last Delta commit and the high watermark (librdkafka statistics).',
@@ -187,6 +214,17 @@ export class PipelineMetrics {
     this.#stagedBytes.set({ location: 'memory' }, bytes);
     this.#stagedRecords.set({ location: 'disk' }, disk.rows);
     this.#stagedBytes.set({ location: 'disk' }, disk.bytes);
+  }
+
+  /** Records whether the consumer reaches its brokers. */
+  brokerUp(up: boolean): void {
+    this.#brokerUp.set(up ? 1 : 0);
+  }
+
+  /** Records that spilling became blocked by a full staging disk (`true`), or unblocked. */
+  stagingDiskFull(full: boolean): void {
+    if (full) this.#stagingDiskFullTotal.inc();
+    this.#stagingDiskFull.set(full ? 1 : 0);
   }
 
   /** Counts a dead letter. */

@@ -5,7 +5,7 @@
 import { EventEmitter } from 'node:events';
 import type { Message } from 'node-rdkafka';
 import type { Config } from '../config/index.js';
-import { KafkaDeltaError } from '../errors.js';
+import { InternalError, KafkaDeltaError } from '../errors.js';
 import { KafkaSource, partitionKey, type PartitionRef, type PartitionStart } from '../kafka/consumer.js';
 import { openDeadLetterSink, type DeadLetterSink } from '../dead-letters/sink.js';
 import { DeltaDeadLetterSink } from '../dead-letters/delta-sink.js';
@@ -18,6 +18,7 @@ import { NativeLogForwarder } from '../native-log.js';
 import type { Stage, RejectedMessage, StagingRecovery } from '../stage.js';
 import { DeltaTarget } from '../table.js';
 import { PipelineMetrics } from '../metrics/metrics.js';
+import { Backpressure } from './backpressure.js';
 import { CaughtUpTracker } from './caught-up.js';
 import { Flusher, type FlushSummary } from './flush.js';
 import { DeadLetterTally } from '../dead-letters/tally.js';
@@ -140,7 +141,7 @@ export class Pipeline {
     const { config } = this;
     configureThreads(config.concurrency.numThreads);
     this.#nativeLogs ??= new NativeLogForwarder(this.#log, this.#nativeLogLevel);
-    const target = await DeltaTarget.open(config.delta.tablePath, config.delta.storageOptions);
+    const target = await DeltaTarget.open(config.delta.tablePath, config.delta.storageOptions, config.delta.storageRetry);
     checkTableFits(config, target);
     this.#target = target;
     this.metrics.tableVersion(target.uri, target.info().version);
@@ -182,6 +183,8 @@ export class Pipeline {
     );
     this.#source.onLag((lags) => this.metrics.consumerLag(lags));
     this.#source.onPositionReset((p) => this.metrics.positionLost(p.topic, undefined));
+    this.metrics.brokerUp(true);
+    this.#source.health.onChange((up) => this.metrics.brokerUp(up));
     await this.#source.connect();
     if (this.#untilCaughtUp) {
       this.#caughtUp = new CaughtUpTracker((parts) => this.#recordedPositions(parts));
@@ -357,7 +360,16 @@ export class Pipeline {
     const source = this.#source as KafkaSource;
     const stage = this.#stage as Stage;
     const flusher = this.#flusher as Flusher;
-    const maxDisk = this.config.buffer.maxDiskBytes;
+    const backpressure = new Backpressure({
+      source,
+      stage,
+      requestFlush: () => {
+        if (flusher.requestFlush()) this.#schedule.flushed();
+      },
+      maxDiskBytes: this.config.buffer.maxDiskBytes,
+      log: this.#log,
+      metrics: this.metrics,
+    });
     const pack = {
       // Keys always: a dead letter carries its message's raw key, whichever sink it goes to.
       keys: true,
@@ -366,14 +378,14 @@ export class Pipeline {
     try {
       while (!this.#stopRequested) {
         const messages = await source.consume();
-        if (messages.length > 0) await this.#append(stage, messages, pack);
+        if (messages.length > 0) backpressure.noteSpillBlocked(await this.#append(stage, messages, pack));
         flusher.throwIfFailed();
         const trigger = this.#schedule.due(stage.stagedRows);
         if (trigger && flusher.requestFlush()) {
           this.#schedule.flushed();
           this.#log.debug('flush requested', { trigger });
         }
-        this.#applyBackpressure(source, stage, flusher, maxDisk);
+        await backpressure.apply();
         if (this.#caughtUp && (await this.#caughtUp.isCaughtUp(source.assignedPartitions()))) {
           this.#log.info('caught up with the high watermarks seen at start');
           break;
@@ -390,7 +402,7 @@ export class Pipeline {
         seconds: (performance.now() - this.#startedAt) / 1000,
       };
     } catch (error) {
-      const err = error instanceof Error ? error : new Error(String(error));
+      const err = error instanceof KafkaDeltaError ? error : new InternalError('INTERNAL', error instanceof Error ? error.message : String(error), { cause: error });
       this.#log.error('pipeline stopped on an error; nothing after the last commit is lost', { error: err });
       if (this.#events.listenerCount('error') > 0) this.#events.emit('error', err);
       throw err;
@@ -402,24 +414,6 @@ export class Pipeline {
       this.#log.info('pipeline stopped', { messages: this.#messages, peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024) });
       this.#nativeLogs?.stop();
       this.#nativeLogs = undefined;
-    }
-  }
-
-  /**
-   * Staging over `buffer.max_disk`: pause fetching (the consumer stays in its group) and flush
-   * early, since only a commit frees staging; resume once it is back under the limit.
-   */
-  #applyBackpressure(source: KafkaSource, stage: Stage, flusher: Flusher, maxDisk: number): void {
-    const onDisk = stage.spilledBytes;
-    if (onDisk > maxDisk) {
-      if (!source.paused) {
-        this.#log.warn('staging is over buffer.max_disk: consumption paused, flushing early', { bytes: onDisk, maxDisk });
-        source.pause();
-      }
-      if (flusher.requestFlush()) this.#schedule.flushed();
-    } else if (source.paused) {
-      this.#log.info('staging back under buffer.max_disk: consumption resumed', { bytes: onDisk, maxDisk });
-      source.resume();
     }
   }
 
@@ -467,7 +461,8 @@ export class Pipeline {
     }
   }
 
-  async #append(stage: Stage, messages: Message[], pack: PackOptions): Promise<void> {
+  /** Stages a batch; returns why spilling is blocked (a full staging disk), if it is. */
+  async #append(stage: Stage, messages: Message[], pack: PackOptions): Promise<string | undefined> {
     this.#messages += messages.length;
     this.metrics.consumed(messages);
     const result = await stage.append(packMessages(messages, this.#topicIndex, pack));
@@ -490,10 +485,16 @@ export class Pipeline {
       const { topicIndex: _index, ...rest } = r;
       this.#events.emit('deadLetter', { ...rest, topic });
     }
+    return result.spillBlocked ?? undefined;
   }
 
   /** Whether the consume loop is running. */
   get running(): boolean {
     return this.#running;
+  }
+
+  /** Whether the pipeline is running and reaches its Kafka brokers (what `/readyz` reports). */
+  get ready(): boolean {
+    return this.#running && (this.#source?.health.reachable ?? false);
   }
 }

@@ -30,7 +30,7 @@ export interface ValidationReport {
  */
 export async function validateTarget(config: Config): Promise<ValidationReport> {
   checkSupported(config);
-  const target = await DeltaTarget.open(config.delta.tablePath, config.delta.storageOptions);
+  const target = await DeltaTarget.open(config.delta.tablePath, config.delta.storageOptions, config.delta.storageRetry);
   const info = checkTableFits(config, target);
   const deadLetterSink =
     config.deadLetter.kind === 'delta' ? `Delta table ${config.deadLetter.tablePath}` : `Kafka topic ${config.deadLetter.topic}`;
