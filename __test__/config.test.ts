@@ -1,5 +1,6 @@
 import test, { type ExecutionContext } from 'ava';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -7,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { loadConfig, parseConfig, redactConfig, type Config } from '../ts/config/index.js';
 import { ConfigError } from '../ts/errors.js';
+import { kafkaProperties } from '../ts/pipeline/identity.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const fixture = (name: string) => path.join(here, 'fixtures', name);
@@ -394,4 +396,66 @@ test('credentials.metrics_token comes from a file or KAFKA_DELTA_METRICS_TOKEN a
   t.is(redactConfig(fromFile).credentials.metricsToken, '<redacted>');
   t.is(parseConfig(doc(), { env: { KAFKA_DELTA_METRICS_TOKEN: 'tok-env' } }).credentials.metricsToken, 'tok-env');
   t.is(ok(doc()).credentials.metricsToken, undefined);
+});
+
+/** A self-signed certificate and its key (PEM) in `dir`, made with openssl as an operator would. */
+function selfSigned(dir: string, name: string): { cert: string; key: string } {
+  const [cert, key] = [path.join(dir, `${name}.crt`), path.join(dir, `${name}.key`)];
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', `/CN=${name}`, '-keyout', key, '-out', cert], { stdio: 'ignore' });
+  return { cert, key };
+}
+
+test('kafka.tls files are checked, made absolute and set the ssl.* properties; TLS alone means SSL', (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'kdr-tls-'));
+  selfSigned(dir, 'ca');
+  const client = selfSigned(dir, 'client');
+  const tls = { ca_file: 'ca.crt', cert_file: 'client.crt', key_file: 'client.key' };
+  const c = parseConfig(doc({ kafka: { tls } }), { env: {}, baseDir: dir });
+  t.deepEqual(c.kafka.tls, { caFile: path.join(dir, 'ca.crt'), certFile: client.cert, keyFile: client.key });
+  const props = kafkaProperties(c);
+  t.is(props['security.protocol'], 'ssl');
+  t.is(props['ssl.ca.location'], path.join(dir, 'ca.crt'));
+  t.is(props['ssl.certificate.location'], client.cert);
+  t.is(props['ssl.key.location'], client.key);
+  t.false('sasl.mechanisms' in props);
+
+  // With credentials the default SASL_SSL applies; a directory of CA certificates is accepted.
+  const sasl = parseConfig(
+    doc({ kafka: { tls: { ca_file: dir } }, credentials: { kafka_username: 'u', kafka_password: 'p', sasl_mechanism: 'SCRAM-SHA-512' } }),
+    { env: {} },
+  );
+  t.deepEqual(sasl.kafka.tls, { caFile: dir });
+  t.like(kafkaProperties(sasl), { 'security.protocol': 'sasl_ssl', 'sasl.mechanisms': 'SCRAM-SHA-512', 'sasl.username': 'u', 'ssl.ca.location': dir });
+  // SSL without kafka.tls: librdkafka's default CA store; without credentials or TLS, plaintext as before.
+  const ssl = ok(doc({ credentials: { security_protocol: 'ssl' } }));
+  t.is(ssl.credentials.securityProtocol, 'SSL');
+  t.is(kafkaProperties(ssl)['security.protocol'], 'ssl');
+  t.false('security.protocol' in kafkaProperties(ok(doc())));
+  t.false('tls' in ok(doc()).kafka);
+});
+
+test('a missing or bad kafka.tls file, or a TLS setting that cannot apply, is a ConfigError naming the key', (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'kdr-tls-'));
+  const a = selfSigned(dir, 'a');
+  const b = selfSigned(dir, 'b');
+  writeFileSync(path.join(dir, 'junk.pem'), 'not a certificate\n');
+  const bad = (tls: Record<string, unknown>, extra: Record<string, Record<string, unknown>> = {}) =>
+    t.throws(() => parseConfig(doc({ ...extra, kafka: { ...extra.kafka, tls } }), { env: {}, baseDir: dir }), { instanceOf: ConfigError }) as ConfigError;
+
+  const missing = path.join(dir, 'nope.crt');
+  t.regex(problem(bad({ ca_file: 'nope.crt' }), 'kafka.tls.ca_file'), new RegExp(`^${missing.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} cannot be read \\(ENOENT\\)`));
+  t.regex(problem(bad({ ca_file: 'junk.pem' }), 'kafka.tls.ca_file'), /junk\.pem holds no "-----BEGIN CERTIFICATE-----" block \(expected PEM CA certificates/);
+  t.regex(problem(bad({ cert_file: a.cert, key_file: a.cert }), 'kafka.tls.key_file'), /holds no "-----BEGIN \.\.\. PRIVATE KEY-----" block/);
+  t.is(problem(bad({ cert_file: a.cert, key_file: b.key }), 'kafka.tls.key_file'), 'is not the key of the certificate in kafka.tls.cert_file');
+  t.regex(problem(bad({ cert_file: a.cert }), 'kafka.tls.key_file'), /is required when kafka\.tls\.cert_file is set/);
+  t.regex(problem(bad({ cafile: a.cert }), 'kafka.tls.cafile'), /did you mean `ca_file`/);
+  t.regex(problem(bad({ ca_file: a.cert }, { kafka: { properties: { 'ssl.ca.location': a.cert } } }), 'kafka.tls.ca_file'), /also set as kafka\.properties\.ssl\.ca\.location/);
+  t.regex(
+    problem(bad({ ca_file: a.cert }, { credentials: { kafka_username: 'u', kafka_password: 'p', security_protocol: 'SASL_PLAINTEXT' } }), 'kafka.tls.ca_file'),
+    /needs TLS, but credentials\.security_protocol is SASL_PLAINTEXT/,
+  );
+  const sslWithPassword = fails(t, doc({ credentials: { kafka_username: 'u', kafka_password: 'Secret-42', security_protocol: 'SSL' } }));
+  t.regex(problem(sslWithPassword, 'credentials.security_protocol'), /TLS without SASL/);
+  t.false(sslWithPassword.message.includes('Secret-42'));
+  t.regex(problem(fails(t, doc({ credentials: { security_protocol: 'TLS' } })), 'credentials.security_protocol'), /one of SASL_SSL, SASL_PLAINTEXT, SSL/);
 });

@@ -27,13 +27,40 @@ function portFree(port: number): Promise<boolean> {
   });
 }
 
-/** A port p ≥ `from` such that p and p + 1 (the controller) are both free now. */
-async function freePortPair(from = 19092, to = 39000): Promise<number> {
+/**
+ * A port p ≥ `from` such that p .. p + count - 1 are all free now: p is PLAINTEXT, p + 1 the
+ * controller, p + 2 .. p + 4 the secured listeners (kafka.sh's default offsets).
+ */
+async function freePorts(count: number, from = 19092, to = 39000): Promise<number> {
   for (let attempt = 0; attempt < 200; attempt += 1) {
-    const p = from + 2 * Math.floor(Math.random() * ((to - from) / 2));
-    if ((await portFree(p)) && (await portFree(p + 1))) return p;
+    const p = from + count * Math.floor(Math.random() * ((to - from) / count));
+    let free = true;
+    for (let i = 0; i < count && free; i += 1) free = await portFree(p + i);
+    if (free) return p;
   }
-  throw new Error(`no free pair of ports in [${from}, ${to})`);
+  throw new Error(`no ${count} free ports in a row in [${from}, ${to})`);
+}
+
+/** The secured listeners scripts/kafka/kafka.sh can add (KAFKA_SECURITY), by listener name. */
+export type SecuredListener = 'SASL_PLAINTEXT' | 'SSL' | 'SASL_SSL';
+const LISTENER_OFFSET: Readonly<Record<SecuredListener, number>> = { SASL_PLAINTEXT: 2, SSL: 3, SASL_SSL: 4 };
+
+/** The throwaway material kafka.sh generates for the secured listeners (after `up`). */
+export interface BrokerSecurity {
+  /** The CA certificate (PEM) that signed the broker's and the client's certificates. */
+  caFile: string;
+  /** A client certificate and key (PEM) the SSL listener (mTLS) accepts. */
+  clientCertFile: string;
+  clientKeyFile: string;
+  /** The SCRAM-SHA-512 user of the SASL listeners and its password. */
+  scramUser: string;
+  scramPassword: string;
+}
+
+/** Options of {@link PrivateBroker.create}. */
+export interface PrivateBrokerOptions {
+  /** Secured listeners to add beside PLAINTEXT (which stays, for producing and health checks). */
+  security?: readonly SecuredListener[];
 }
 
 /** Brokers not yet destroyed, stopped synchronously if the process exits without it. */
@@ -50,19 +77,40 @@ export class PrivateBroker {
   private constructor(
     readonly home: string,
     readonly port: number,
+    readonly security: readonly SecuredListener[] = [],
   ) {
     this.bootstrap = `127.0.0.1:${port}`;
   }
 
   /** Picks a home and free ports; does not start anything. */
-  static async create(): Promise<PrivateBroker> {
+  static async create(options: PrivateBrokerOptions = {}): Promise<PrivateBroker> {
     const libs = sharedKafkaLibs();
     if (!existsSync(join(libs, '.complete'))) {
       throw new Error(`no Kafka jars in ${libs}: run 'bash scripts/kafka/kafka.sh libs' (or scripts/setup.sh) first`);
     }
-    const broker = new PrivateBroker(tempDir('kdr-broker-'), await freePortPair());
+    const security = options.security ?? [];
+    const broker = new PrivateBroker(tempDir('kdr-broker-'), await freePorts(security.length > 0 ? 5 : 2), security);
     live.add(broker);
     return broker;
+  }
+
+  /** host:port of a secured listener (one asked for in {@link PrivateBroker.create}). */
+  listener(name: SecuredListener): string {
+    if (!this.security.includes(name)) throw new Error(`the broker was created without the ${name} listener`);
+    return `127.0.0.1:${this.port + LISTENER_OFFSET[name]}`;
+  }
+
+  /** The CA, client certificate and SCRAM user kafka.sh generated (once the broker is up). */
+  securityMaterial(): BrokerSecurity {
+    const dir = join(this.home, 'security');
+    const read = (name: string) => readFileSync(join(dir, name), 'utf8').trim();
+    return {
+      caFile: join(dir, 'ca.crt'),
+      clientCertFile: join(dir, 'client.crt'),
+      clientKeyFile: join(dir, 'client.key'),
+      scramUser: read('scram-user'),
+      scramPassword: read('scram-password'),
+    };
   }
 
   env(): NodeJS.ProcessEnv {
@@ -74,8 +122,10 @@ export class PrivateBroker {
       KAFKA_CONTROLLER_PORT: String(this.port + 1),
       KAFKA_HEAP_OPTS: process.env.KDR_PRIVATE_BROKER_HEAP ?? '-Xms128m -Xmx512m',
       KAFKA_STOP_TIMEOUT: '30',
+      KAFKA_SECURITY: this.security.join(',').toLowerCase(),
     };
     delete env.KAFKA_PURGE;
+    for (const k of ['KAFKA_SASL_PLAINTEXT_PORT', 'KAFKA_SSL_PORT', 'KAFKA_SASL_SSL_PORT', 'KAFKA_SCRAM_USER', 'KAFKA_SCRAM_PASSWORD']) delete env[k];
     return env;
   }
 

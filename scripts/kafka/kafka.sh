@@ -16,6 +16,19 @@
 #   run-class CLASS [ARGS...]  run a Java class from the Kafka jars (tools), e.g.
 #                              run-class org.apache.kafka.tools.ConsoleProducer ...
 #   bootstrap                  print host:port of the broker (for scripts)
+#   listeners                  print one line per client listener: NAME host:port
+#
+# Secured listeners (KAFKA_SECURITY): beside the PLAINTEXT listener (which stays, for
+# health checks, producing test data and the tools), the broker also listens with
+#   sasl_plaintext  SASL/SCRAM-SHA-512, no TLS                 on KAFKA_PORT+2
+#   ssl             TLS with client certificates (mTLS)        on KAFKA_PORT+3
+#   sasl_ssl        TLS (server certificate only) + SCRAM      on KAFKA_PORT+4
+# On the first 'up' a throwaway CA, the broker's keystore/truststore and a client certificate
+# are generated with openssl/keytool into $KAFKA_HOME_DIR/security (ca.crt, client.crt,
+# client.key: PEM, for clients), and the SCRAM-SHA-512 user is created when the storage is
+# formatted (KRaft keeps SCRAM credentials in the metadata log). Never use this material
+# for anything but local tests. Changing KAFKA_SECURITY needs 'down --purge'.
+#
 #
 # Environment (all optional):
 #   KAFKA_HOME_DIR         working folder (default <repo>/.kafka): config, data, logs, pid
@@ -27,6 +40,12 @@
 #   KAFKA_START_TIMEOUT    seconds to wait for the broker to answer (default 90)
 #   KAFKA_STOP_TIMEOUT     seconds to wait after SIGTERM before SIGKILL (default 30)
 #   KAFKA_PURGE=1          same as `down --purge`
+#   KAFKA_SECURITY         comma-separated secured listeners to add: sasl_plaintext, ssl,
+#                          sasl_ssl, or "all" (default: none, PLAINTEXT only)
+#   KAFKA_SASL_PLAINTEXT_PORT / KAFKA_SSL_PORT / KAFKA_SASL_SSL_PORT
+#                          their ports (default KAFKA_PORT+2, +3, +4)
+#   KAFKA_SCRAM_USER       the SCRAM-SHA-512 user created at format (default kdr)
+#   KAFKA_SCRAM_PASSWORD   its password (default: random, kept in security/scram-password)
 #   JAVA_HOME / MVN        which java / mvn to use
 set -euo pipefail
 
@@ -45,6 +64,12 @@ BOOTSTRAP="$HOST:$PORT"
 HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx1g}"
 START_TIMEOUT="${KAFKA_START_TIMEOUT:-90}"
 STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-30}"
+SECURITY="${KAFKA_SECURITY:-}"
+[[ "$SECURITY" == all ]] && SECURITY="sasl_plaintext,ssl,sasl_ssl"
+SASL_PLAINTEXT_PORT="${KAFKA_SASL_PLAINTEXT_PORT:-$((PORT + 2))}"
+SSL_PORT="${KAFKA_SSL_PORT:-$((PORT + 3))}"
+SASL_SSL_PORT="${KAFKA_SASL_SSL_PORT:-$((PORT + 4))}"
+SCRAM_USER="${KAFKA_SCRAM_USER:-kdr}"
 
 DATA_DIR="$KAFKA_HOME_DIR/data"
 CONF="$KAFKA_HOME_DIR/server.properties"
@@ -56,6 +81,7 @@ BROKER_OUT="$KAFKA_HOME_DIR/broker.out"     # the JVM's own stdout/stderr
 LIBS_STAMP="$LIBS_DIR/.complete"            # version + pom hash once a fetch finished
 PORTS_STAMP="$DATA_DIR/.harness-ports"      # ports the storage was formatted for
 LOCK_FILE="$KAFKA_HOME_DIR/.lock"
+SECURITY_DIR="$KAFKA_HOME_DIR/security"     # throwaway CA, keystores, SCRAM password
 
 JAVA="java"
 if [[ -n "${JAVA_HOME:-}" && -x "$JAVA_HOME/bin/java" ]]; then JAVA="$JAVA_HOME/bin/java"; fi
@@ -85,6 +111,10 @@ require_java() {
   [[ "${v%%.*}" =~ ^[0-9]+$ ]] || die "cannot tell the java version"
   (( ${v%%.*} >= 17 )) || die "java $v found; Kafka $KAFKA_VERSION needs Java 17+"
 }
+
+# ---------------------------------------------------------------- secured listeners
+# shellcheck source=scripts/kafka/security.sh
+source "$SCRIPT_DIR/security.sh"
 
 # ---------------------------------------------------------------- jars
 # Refetch when the Kafka version or pom.xml changes.
@@ -159,11 +189,11 @@ write_config() {
 process.roles=broker,controller
 node.id=1
 controller.quorum.bootstrap.servers=$HOST:$CONTROLLER_PORT
-listeners=PLAINTEXT://$HOST:$PORT,CONTROLLER://$HOST:$CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://$HOST:$PORT,CONTROLLER://$HOST:$CONTROLLER_PORT
+listeners=$(listeners_value)
+advertised.listeners=$(listeners_value)
 inter.broker.listener.name=PLAINTEXT
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=$(protocol_map)
 log.dirs=$DATA_DIR
 
 # one node: every replication factor and ISR minimum is 1
@@ -187,7 +217,10 @@ group.initial.rebalance.delay.ms=0
 num.network.threads=2
 num.io.threads=4
 num.recovery.threads.per.data.dir=1
+$(security_config)
 EOF
+  # The secured listeners' store password is in there.
+  chmod 600 "$CONF"
 
   cat >"$LOG4J_BROKER" <<EOF
 # written by scripts/kafka/kafka.sh: broker logs WARN+ to $BROKER_LOG
@@ -207,10 +240,11 @@ EOF
 }
 
 format_storage() {
-  local ports="$PORT $CONTROLLER_PORT"
+  local ports
+  ports="$(format_stamp)"
   if [[ -f "$DATA_DIR/meta.properties" ]]; then
     if [[ -f "$PORTS_STAMP" && "$(cat "$PORTS_STAMP")" != "$ports" ]]; then
-      die "$DATA_DIR was formatted for ports $(cat "$PORTS_STAMP"), not $ports; run 'kafka.sh down --purge' first"
+      die "$DATA_DIR was formatted for ports (and secured listeners) $(cat "$PORTS_STAMP"), not $ports; run 'kafka.sh down --purge' first"
     fi
     return 0
   fi
@@ -218,7 +252,12 @@ format_storage() {
   cluster_id="$(run_class kafka.tools.StorageTool random-uuid | tail -n 1)"
   [[ -n "$cluster_id" ]] || die "StorageTool random-uuid printed nothing"
   log "formatting $DATA_DIR (cluster id $cluster_id)"
-  run_class kafka.tools.StorageTool format --standalone -t "$cluster_id" -c "$CONF" >/dev/null ||
+  local scram=()
+  if has_sasl; then
+    scram=(--add-scram "SCRAM-SHA-512=[name=$SCRAM_USER,password=$(cat "$SECURITY_DIR/scram-password")]")
+    log "creating SCRAM-SHA-512 user $SCRAM_USER (password in $SECURITY_DIR/scram-password)"
+  fi
+  run_class kafka.tools.StorageTool format --standalone -t "$cluster_id" -c "$CONF" "${scram[@]}" >/dev/null ||
     die "StorageTool format failed"
   echo "$ports" >"$PORTS_STAMP"
 }
@@ -239,6 +278,11 @@ is_our_broker() {
 }
 
 port_open() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
+
+secure_ports_open() {
+  local name
+  for name in "${SECURE_NAMES[@]}"; do port_open "$(listener_port "$name")" || return 1; done
+}
 
 # The broker answers a metadata request (port open is not enough).
 broker_answers() {
@@ -266,7 +310,8 @@ cmd_up() {
   local pid
   pid="$(read_pid)"
   if is_our_broker "$pid"; then
-    local want="listeners=PLAINTEXT://$HOST:$PORT,CONTROLLER://$HOST:$CONTROLLER_PORT" have
+    local want have
+    want="listeners=$(listeners_value)"
     have="$(grep -m1 '^listeners=' "$CONF" 2>/dev/null || true)"
     if [[ "$have" != "$want" ]]; then
       die "broker pid $pid runs with '$have', not '$want'; run 'kafka.sh down' first"
@@ -278,12 +323,14 @@ cmd_up() {
     die "broker pid $pid is alive but does not answer on $BOOTSTRAP; see $BROKER_LOG / $BROKER_OUT, or run 'kafka.sh down'"
   fi
   rm -f "$PID_FILE"
-  local p
-  for p in "$PORT" "$CONTROLLER_PORT"; do
-    port_open "$p" && die "port $HOST:$p is already in use by another process (set KAFKA_PORT / KAFKA_CONTROLLER_PORT)"
+  local p name
+  for name in PLAINTEXT CONTROLLER "${SECURE_NAMES[@]}"; do
+    p="$(listener_port "$name")"
+    port_open "$p" && die "port $HOST:$p ($name) is already in use by another process (set KAFKA_PORT / KAFKA_CONTROLLER_PORT / KAFKA_<listener>_PORT)"
   done
 
   fetch_libs
+  make_security
   write_config
   format_storage
 
@@ -312,7 +359,7 @@ cmd_up() {
       rm -f "$PID_FILE"
       exit 1
     fi
-    if port_open "$PORT" && broker_answers; then break; fi
+    if port_open "$PORT" && broker_answers && secure_ports_open; then break; fi
     if (( SECONDS >= deadline )); then
       log "broker did not answer on $BOOTSTRAP within ${START_TIMEOUT}s; stopping it"
       tail -n 20 "$BROKER_OUT" "$BROKER_LOG" >&2 2>/dev/null || true
@@ -346,7 +393,8 @@ cmd_down() {
   fi
   rm -f "$PID_FILE"
   if [[ "$purge" == 1 ]]; then
-    rm -rf "$DATA_DIR"
+    [[ -d "$SECURITY_DIR" ]] && echo "removed $SECURITY_DIR"
+    rm -rf "$DATA_DIR" "$SECURITY_DIR"
     echo "removed $DATA_DIR"
   fi
 }
@@ -376,6 +424,7 @@ cmd_topic_create() {
 main() {
   local cmd="${1:-}"
   shift || true
+  parse_security
   case "$cmd" in
     up) cmd_up "$@" ;;
     down) cmd_down "$@" ;;
@@ -387,6 +436,9 @@ main() {
       libs_ready || die "no jars in $LIBS_DIR; run 'kafka.sh libs' first"
       run_class "$@" ;;
     bootstrap) echo "$BOOTSTRAP" ;;
+    listeners)
+      local name
+      for name in PLAINTEXT "${SECURE_NAMES[@]}"; do echo "$name $HOST:$(listener_port "$name")"; done ;;
     -h|--help|help) usage ;;
     *) usage; exit 2 ;;
   esac

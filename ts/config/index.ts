@@ -7,7 +7,7 @@
  * the package root for every key, its default and its meaning.
  */
 
-import type { EpochUnit } from '../native.js';
+import type { EpochUnit, StorageRetryOptions } from '../native.js';
 
 export { parseConfig, loadConfig, redactConfig } from './load.js';
 export type { ParseConfigOptions, LoadConfigOptions } from './load.js';
@@ -38,7 +38,7 @@ export type PositionLostPolicy = 'fail' | 'earliest' | 'latest';
 export type UnknownFieldsPolicy = 'ignore' | 'reject';
 
 /** The unit of epoch numbers in event-time fields and timestamp columns: `s`, `ms` or `us`. */
-export type { EpochUnit };
+export type { EpochUnit, StorageRetryOptions };
 
 /** What to do with records whose dedup keys are null or missing. */
 export type NullKeysPolicy = 'keep' | 'dead_letter';
@@ -46,8 +46,12 @@ export type NullKeysPolicy = 'keep' | 'dead_letter';
 /** SASL mechanism used with the Kafka credentials. */
 export type SaslMechanism = 'PLAIN' | 'SCRAM-SHA-256' | 'SCRAM-SHA-512';
 
-/** Kafka security protocol used with the Kafka credentials. */
-export type SecurityProtocol = 'SASL_SSL' | 'SASL_PLAINTEXT';
+/**
+ * Kafka security protocol: SASL over TLS or over plaintext (with the Kafka credentials), or TLS
+ * without SASL (`SSL`: no credentials; a client certificate in {@link KafkaTlsConfig} if the
+ * broker asks for one).
+ */
+export type SecurityProtocol = 'SASL_SSL' | 'SASL_PLAINTEXT' | 'SSL';
 
 /** Informational name of the storage credentials provider. */
 export type DeltaCredentialsProvider = 'local' | 'aws' | 'gcp' | 'azure';
@@ -80,6 +84,24 @@ export interface KafkaConfig {
    * owns. Default `{}`.
    */
   properties: Record<string, string>;
+  /**
+   * TLS files (`kafka.tls`), when any is set; they imply TLS (`SSL`, or `SASL_SSL` with
+   * credentials). Default: not set (librdkafka's default CA store, no client certificate).
+   */
+  tls?: KafkaTlsConfig;
+}
+
+/**
+ * TLS files for the Kafka connection, PEM, absolute paths (checked when the configuration is
+ * loaded). An encrypted key's password goes in `kafka.properties` as `ssl.key.password`.
+ */
+export interface KafkaTlsConfig {
+  /** CA certificates the broker's certificate is verified against (a file, or a directory). */
+  caFile?: string;
+  /** Client certificate, for brokers that authenticate clients by certificate (mTLS). */
+  certFile?: string;
+  /** The client certificate's private key. */
+  keyFile?: string;
 }
 
 /** Kafka metadata to store in table columns: metadata field → column name. */
@@ -148,6 +170,11 @@ export interface DeltaConfig {
   deleteWhen?: string;
   /** Options for the delta-rs object store (credentials merged in from `credentials.delta_credentials`). */
   storageOptions: Record<string, string>;
+  /**
+   * How transient storage failures (timeouts, 5xx, throttling, a full disk) of the table's reads
+   * and commits are retried, on top of the object store's own short retries.
+   */
+  storageRetry: StorageRetryOptions;
 }
 
 /** Where records that cannot be written go. */
@@ -263,7 +290,11 @@ export interface CredentialsConfig {
   metricsToken?: string;
   /** SASL mechanism. Default `PLAIN`. */
   saslMechanism: SaslMechanism;
-  /** Security protocol used with the credentials (ignored without them). Default `SASL_SSL`. */
+  /**
+   * Security protocol. `SASL_SSL` / `SASL_PLAINTEXT` apply with the credentials and are ignored
+   * without them (plaintext, or TLS when {@link KafkaConfig.tls} is set); `SSL` is TLS without
+   * SASL and takes no credentials. Default `SASL_SSL`.
+   */
   securityProtocol: SecurityProtocol;
   /** Storage credentials provider name, when given as a name (a map goes into `delta.storageOptions`). */
   deltaCredentials?: DeltaCredentialsProvider;

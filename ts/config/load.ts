@@ -5,6 +5,7 @@
  * Relative paths in the configuration (`delta.table_path`, `dead_letter.table_path`,
  * `buffer.staging_dir`, `credentials.*_file`) are relative to the process's working directory,
  * not to the configuration file's folder; they are kept as written. URIs are never touched.
+ * The `kafka.tls.*` files are checked and replaced by their absolute paths (see tls.ts).
  */
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -16,12 +17,13 @@ import type { Config } from './index.js';
 import {
   FREE_FORM_MAPS, KNOWN_KEYS, ROOT_KEYS, checkSchema, crossProblems, isPlainObject, toConfig, valueAt, type PathSegment,
 } from './schema.js';
+import { checkTlsFiles } from './tls.js';
 
 /** Options of {@link parseConfig}. */
 export interface ParseConfigOptions {
   /** Variables for `${VAR}` substitution and the `KAFKA_DELTA_*` overrides. Default `process.env`. */
   env?: Record<string, string | undefined>;
-  /** Folder against which relative `credentials.*_file` paths are read. Default `process.cwd()`. */
+  /** Folder against which relative `credentials.*_file` and `kafka.tls.*` paths are read. Default `process.cwd()`. */
   baseDir?: string;
 }
 
@@ -266,7 +268,8 @@ function validate(input: Record<string, unknown>, lenient: ReadonlySet<string>) 
  *
  * Before validation: `null` values mean "not set"; `${VAR}` and `${VAR:-default}` in any string are
  * replaced from `options.env`; `credentials.kafka_username_file`/`kafka_password_file` are read
- * (content trimmed); `KAFKA_DELTA_KAFKA_USERNAME`/`KAFKA_DELTA_KAFKA_PASSWORD` override both.
+ * (content trimmed); `KAFKA_DELTA_KAFKA_USERNAME`/`KAFKA_DELTA_KAFKA_PASSWORD` override both;
+ * the `kafka.tls.*` files must exist and hold PEM certificates / a key.
  *
  * @throws {ConfigError} listing every problem found, one per key; secrets are never shown.
  */
@@ -279,6 +282,7 @@ export function parseConfig(raw: unknown, options: ParseConfigOptions = {}): Con
   const doc = prepareValue(raw ?? {}, [], env, prep);
   prep.doc = isPlainObject(doc) ? doc : {};
   resolveSecrets(prep.doc, env, options.baseDir ?? process.cwd(), prep.problems);
+  checkTlsFiles(prep.doc, options.baseDir ?? process.cwd(), prep.problems);
   const { result, problems } = validate(prep.doc, prep.lenient);
   const all = tidyProblems([...prep.problems, ...problems]);
   if (all.length > 0 || !result.success) throw new ConfigError(all);

@@ -131,7 +131,7 @@ const EPOCH_UNITS = ['s', 'ms', 'us'] as const satisfies readonly EpochUnit[];
 const STRATEGIES = ['last', 'first', 'merge'] as const satisfies readonly DedupStrategy[];
 const NULL_KEYS = ['keep', 'dead_letter'] as const satisfies readonly NullKeysPolicy[];
 const SASL = ['PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512'] as const satisfies readonly SaslMechanism[];
-const PROTOCOLS = ['SASL_SSL', 'SASL_PLAINTEXT'] as const satisfies readonly SecurityProtocol[];
+const PROTOCOLS = ['SASL_SSL', 'SASL_PLAINTEXT', 'SSL'] as const satisfies readonly SecurityProtocol[];
 const PROVIDERS = ['local', 'aws', 'gcp', 'azure'] as const satisfies readonly DeltaCredentialsProvider[];
 const SOURCE_KINDS = ['column', 'field', 'kafka_timestamp'] as const satisfies readonly PartitionSource['kind'][];
 const DL_KINDS = ['delta', 'kafka'] as const satisfies readonly DeadLetterConfig['kind'][];
@@ -141,6 +141,14 @@ const DL_KINDS = ['delta', 'kafka'] as const satisfies readonly DeadLetterConfig
 
 const section = (what: string) => ({ error: `a map of ${what} settings` });
 
+/** `kafka.tls`: files are checked (and made absolute) by tls.ts before the schema runs. */
+const tlsShape = {
+  ca_file: nonEmpty('a file path (PEM CA certificates) or a directory').optional(),
+  cert_file: nonEmpty('a file path (PEM client certificate)').optional(),
+  key_file: nonEmpty('a file path (PEM private key)').optional(),
+};
+/** `kafka.tls` keys and the librdkafka property each one sets. */
+const TLS_PROPERTIES = { ca_file: 'ssl.ca.location', cert_file: 'ssl.certificate.location', key_file: 'ssl.key.location' } as const;
 const kafkaShape = {
   broker: brokerList.optional(),
   brokers: brokerList.optional(),
@@ -152,6 +160,7 @@ const kafkaShape = {
   on_position_lost: choice(POSITION_LOST, lower).default('fail'),
   consume_timeout_ms: int(1, 60_000, 'an integer number of milliseconds from 1 to 60000').default(100),
   properties: stringMap.default({}),
+  tls: z.strictObject(tlsShape, section('Kafka TLS')).optional(),
 };
 const partitionSourceShape = {
   kind: choice(SOURCE_KINDS, lower).default('column'),
@@ -166,6 +175,14 @@ const kafkaMetadataShape = {
   key: column.optional(),
   headers: column.optional(),
 };
+const seconds = (what: string, min: number, max: number) =>
+  z.number({ error: `a number of seconds (${what})` }).min(min, { error: `at least ${min} seconds` })
+    .max(max, { error: `at most ${max} seconds` });
+const storageRetryShape = {
+  budget: seconds('how long one operation may keep failing', 0, 86_400).default(300),
+  initial_backoff: seconds('the first wait', 0.01, 3_600).default(0.5),
+  max_backoff: seconds('the longest wait', 0.01, 3_600).default(30),
+};
 const deltaShape = {
   table_path: nonEmpty('a table path or URI'),
   partition_column: column,
@@ -178,6 +195,7 @@ const deltaShape = {
   merge_keys: columnList.optional(),
   delete_when: nonEmpty('a SQL predicate').optional(),
   storage_options: stringMap.default({}),
+  storage_retry: z.strictObject(storageRetryShape, section('storage retry')).prefault({}),
 };
 const deadLetterShape = {
   kind: choice(DL_KINDS, lower).default('delta'),
@@ -264,7 +282,8 @@ export function checkSchema(doc: Record<string, unknown>) {
 /** Known keys of each (non free-form) map, by dotted path. */
 export const KNOWN_KEYS: ReadonlyMap<string, readonly string[]> = new Map(
   Object.entries({
-    '': rootShape, kafka: kafkaShape, delta: deltaShape, 'delta.partition_source': partitionSourceShape,
+    '': rootShape, kafka: kafkaShape, 'kafka.tls': tlsShape, delta: deltaShape, 'delta.partition_source': partitionSourceShape,
+    'delta.storage_retry': storageRetryShape,
     'delta.kafka_metadata': kafkaMetadataShape, dead_letter: deadLetterShape, logging: loggingShape,
     monitoring: monitoringShape, concurrency: concurrencyShape, batch: batchShape, dedup: dedupShape,
     buffer: bufferShape, shutdown: shutdownShape, credentials: credentialsShape,
@@ -348,6 +367,24 @@ export function crossProblems(input: unknown): ConfigProblem[] {
   const pass = raw('credentials.kafka_password') ?? raw('credentials.kafka_password_file');
   if (user !== undefined && pass === undefined) add('credentials.kafka_password', 'is required when credentials.kafka_username is set');
   if (pass !== undefined && user === undefined) add('credentials.kafka_username', 'is required when credentials.kafka_password is set');
+  const protocol = leaf(input, 'credentials.security_protocol', credentialsShape.security_protocol);
+  if (protocol === 'SSL' && (user !== undefined || pass !== undefined)) {
+    add('credentials.security_protocol', 'is SSL (TLS without SASL), which does not use the Kafka username and password: set SASL_SSL, or remove the credentials');
+  }
+  const tls = raw('kafka.tls');
+  if (isPlainObject(tls)) {
+    const set = Object.keys(TLS_PROPERTIES).filter((k) => tls[k] !== undefined);
+    if (protocol === 'SASL_PLAINTEXT' && set.length > 0) {
+      add(`kafka.tls.${set[0] ?? ''}`, 'needs TLS, but credentials.security_protocol is SASL_PLAINTEXT: set SASL_SSL');
+    }
+    if ((tls['cert_file'] === undefined) !== (tls['key_file'] === undefined)) {
+      const [missing, other] = tls['cert_file'] === undefined ? ['cert_file', 'key_file'] : ['key_file', 'cert_file'];
+      add(`kafka.tls.${missing}`, `is required when kafka.tls.${other} is set (a client certificate goes with its key)`);
+    }
+    for (const [k, prop] of Object.entries(TLS_PROPERTIES)) {
+      if (tls[k] !== undefined && isPlainObject(props) && prop in props) add(`kafka.tls.${k}`, `is also set as kafka.properties.${prop}; set it in one place only`);
+    }
+  }
   const creds = raw('credentials.delta_credentials');
   const storage = raw('delta.storage_options');
   if (isPlainObject(creds) && isPlainObject(storage)) {
@@ -396,6 +433,7 @@ export function toConfig(d: ParsedDocument): Config {
       onPositionLost: k.on_position_lost,
       consumeTimeoutMs: k.consume_timeout_ms,
       properties: stringify(k.properties),
+      ...(k.tls === undefined ? {} : { tls: compact({ caFile: k.tls.ca_file, certFile: k.tls.cert_file, keyFile: k.tls.key_file }) }),
     },
     delta: compact({
       tablePath: dl.table_path,
@@ -409,6 +447,11 @@ export function toConfig(d: ParsedDocument): Config {
       mergeKeys: dl.merge_keys ?? d.dedup.keys,
       deleteWhen: dl.delete_when,
       storageOptions: { ...stringify(dl.storage_options), ...credentialMap },
+      storageRetry: {
+        budgetSeconds: dl.storage_retry.budget,
+        initialBackoffSeconds: dl.storage_retry.initial_backoff,
+        maxBackoffSeconds: Math.max(dl.storage_retry.max_backoff, dl.storage_retry.initial_backoff),
+      },
     }),
     deadLetter,
     logging: compact({ level: d.logging.level, format: d.logging.format, file: d.logging.file }),

@@ -7,6 +7,7 @@ import Kafka from 'node-rdkafka';
 import type { Assignment, ConsumerGlobalConfig, ConsumerTopicConfig, LibrdKafkaError, Message } from 'node-rdkafka';
 import { KafkaDeltaError, KafkaError, PositionLostError, type LostPosition } from '../errors.js';
 import type { Logger } from '../log.js';
+import { BrokerHealth } from './broker-health.js';
 
 /** librdkafka's rebalance event codes. */
 const ASSIGN_PARTITIONS = -175;
@@ -114,6 +115,26 @@ export function lagsFromStatistics(json: string): PartitionLag[] {
   return lags;
 }
 
+/**
+ * A connection failure no retry can cure, from one librdkafka log line (facility FAIL, written
+ * at once; the matching error events wait for the first poll, after `connect` timed out): the
+ * broker refused the SASL login, or a side refused the other's TLS certificate. librdkafka's
+ * text names the mechanism and never the password.
+ */
+export function connectRefusal(event: { fac?: string; message?: string }, brokers: string, properties: Readonly<Record<string, string>>): KafkaError | undefined {
+  if (event.fac !== 'FAIL' || typeof event.message !== 'string') return undefined;
+  const detail = event.message.replace(/^\[thrd:[^\]]*\]: /, '');
+  if (detail.includes('SASL authentication error')) {
+    const mechanism = properties['sasl.mechanisms'] ?? properties['sasl.mechanism'] ?? 'GSSAPI';
+    const user = properties['sasl.username'];
+    return new KafkaError('KAFKA_AUTHENTICATION', `SASL authentication failed (${mechanism})${user === undefined ? '' : ` for user ${user}`} at ${brokers}: ${detail}`);
+  }
+  if (/certificate verify failed|alert (?:bad certificate|certificate required|unknown ca)/.test(detail)) {
+    return new KafkaError('KAFKA_TLS', `TLS handshake with Kafka at ${brokers} failed (see kafka.tls): ${detail}`);
+  }
+  return undefined;
+}
+
 /** Consumes the configured topics in batches. */
 export class KafkaSource {
   readonly #options: KafkaSourceOptions;
@@ -130,11 +151,14 @@ export class KafkaSource {
   #stopped = new Set<string>();
   #positionResets: Array<(p: PartitionRef, detail: string) => void> = [];
   #fatal: KafkaDeltaError | undefined;
+  /** Whether the brokers are reachable (for readiness). */
+  readonly health: BrokerHealth;
 
   constructor(options: KafkaSourceOptions, listener: RebalanceListener, log: Logger) {
     this.#options = options;
     this.#listener = listener;
     this.#log = log;
+    this.health = new BrokerHealth(log);
     // node-rdkafka replaces the default topic configuration with its second argument, dropping
     // a topic-level property set in the global one: the reset policy must go there.
     const { 'auto.offset.reset': reset, ...properties } = { ...DEFAULT_PROPERTIES, ...options.properties };
@@ -152,6 +176,8 @@ export class KafkaSource {
     this.#consumer = new Kafka.KafkaConsumer(config, { 'auto.offset.reset': reset } as ConsumerTopicConfig);
     this.#consumer.on('event.error', (err) => this.#log.warn('kafka client error', { error: err }));
     this.#consumer.on('event.stats', (event: { message?: string }) => this.#checkStopped(event));
+    this.#consumer.on('event.stats', (event: { message?: string }) => this.health.statistics(event));
+    this.#consumer.on('event.error', (err) => this.health.error(err));
     this.#consumer.on('event.log', (event: { fac?: string; message?: string }) => this.#onLibrdkafkaLog(event));
     this.#consumer.on('offset.commit', (err, offsets) => {
       if (err) this.#log.warn('committing Kafka offsets failed (the Delta log stays authoritative)', { error: err });
@@ -213,12 +239,26 @@ export class KafkaSource {
 
   /** Connects and subscribes. */
   async connect(): Promise<void> {
-    await new Promise<void>((resolve, reject) => {
-      this.#consumer.connect({ timeout: 30_000 }, (err) => {
-        if (err) reject(new KafkaError('KAFKA_CONNECT', `cannot connect to Kafka at ${this.#options.brokers}: ${err.message}`, { cause: err }));
-        else resolve();
+    // A refused login or certificate fails the start at once (exit 4 from the CLI) instead of
+    // retrying until the timeout; after the start, librdkafka's retries go on as for any outage.
+    // The connect left in flight ends by its own timeout (librdkafka does not cut its metadata
+    // wait short; a process exiting meanwhile waits for it too), then node-rdkafka closes it.
+    let onLog: ((event: { fac?: string; message?: string }) => void) | undefined;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        onLog = (event) => {
+          const refused = connectRefusal(event, this.#options.brokers, this.#options.properties);
+          if (refused) reject(refused);
+        };
+        this.#consumer.on('event.log', onLog);
+        this.#consumer.connect({ timeout: 30_000 }, (err) => {
+          if (err) reject(new KafkaError('KAFKA_CONNECT', `cannot connect to Kafka at ${this.#options.brokers}: ${err.message}`, { cause: err }));
+          else resolve();
+        });
       });
-    });
+    } finally {
+      if (onLog) this.#consumer.off('event.log', onLog);
+    }
     this.#consumer.setDefaultConsumeTimeout(this.#options.consumeTimeoutMs);
     this.#consumer.subscribe([...this.#options.topics]);
   }

@@ -27,10 +27,10 @@ export function fetchQueueDefaults(maxMemoryBytes: number): Record<string, strin
 const AUTO_OFFSET_RESET = { fail: 'error', earliest: 'earliest', latest: 'latest' } as const;
 
 /**
- * librdkafka properties from `kafka.properties` plus the credentials section, and the
- * `auto.offset.reset` of `kafka.on_position_lost` (positions that go out of range while reading
- * are librdkafka's to find: `error` makes it report them instead of jumping; a producer ignores
- * the property).
+ * librdkafka properties from `kafka.properties` plus the credentials section and `kafka.tls`,
+ * and the `auto.offset.reset` of `kafka.on_position_lost` (positions that go out of range while
+ * reading are librdkafka's to find: `error` makes it report them instead of jumping; a producer
+ * ignores the property). A protocol or mechanism set in `kafka.properties` wins.
  */
 export function kafkaProperties(config: Config): Record<string, string> {
   const props: Record<string, string> = {
@@ -39,11 +39,19 @@ export function kafkaProperties(config: Config): Record<string, string> {
     'auto.offset.reset': AUTO_OFFSET_RESET[config.kafka.onPositionLost],
   };
   const { kafkaUsername, kafkaPassword, saslMechanism, securityProtocol } = config.credentials;
-  if (kafkaUsername !== undefined || kafkaPassword !== undefined) {
-    props['security.protocol'] ??= (securityProtocol ?? 'SASL_SSL').toLowerCase();
+  const { tls } = config.kafka;
+  const sasl = kafkaUsername !== undefined || kafkaPassword !== undefined;
+  // SASL_* without credentials is ignored (SASL_SSL is the default, written out in config.yaml),
+  // so a config without credentials stays plaintext unless it asks for TLS: SSL or kafka.tls.
+  const protocol = sasl ? securityProtocol : securityProtocol === 'SSL' || tls !== undefined ? 'SSL' : undefined;
+  if (protocol !== undefined) props['security.protocol'] ??= protocol.toLowerCase();
+  if (sasl) {
     props['sasl.mechanisms'] ??= saslMechanism;
     if (kafkaUsername !== undefined) props['sasl.username'] = kafkaUsername;
     if (kafkaPassword !== undefined) props['sasl.password'] = kafkaPassword;
   }
+  if (tls?.caFile !== undefined) props['ssl.ca.location'] = tls.caFile;
+  if (tls?.certFile !== undefined) props['ssl.certificate.location'] = tls.certFile;
+  if (tls?.keyFile !== undefined) props['ssl.key.location'] = tls.keyFile;
   return props;
 }
