@@ -105,9 +105,20 @@ fn current_level() -> NativeLogLevel {
     NativeLogLevel::from_u8(LEVEL.load(Ordering::Relaxed))
 }
 
+/// The level a record is reported at. A library's ERROR is about one call, which the core may
+/// retry (a storage failure, a commit conflict): it is reported as WARN, and the core logs its
+/// own ERROR when it gives up, so an alert on ERROR means an operator is needed.
+fn reported_level(level: NativeLogLevel, target: &str) -> NativeLogLevel {
+    if level == NativeLogLevel::Error && !target.starts_with(env!("CARGO_CRATE_NAME")) {
+        NativeLogLevel::Warn
+    } else {
+        level
+    }
+}
+
 /// Whether a record is kept. Libraries (delta-rs, its kernel, DataFusion) narrate every snapshot
 /// and scan at INFO, so their records need one level more verbosity than ours: INFO shows their
-/// warnings, DEBUG their INFO, TRACE everything. Levels are never rewritten, only filtered.
+/// warnings, DEBUG their INFO, TRACE everything.
 fn enabled(level: NativeLogLevel, target: &str) -> bool {
     if level == NativeLogLevel::Off {
         return false;
@@ -196,7 +207,10 @@ impl Subscriber for QueueSubscriber {
 
     fn event(&self, event: &Event<'_>) {
         let metadata = event.metadata();
-        let level = NativeLogLevel::of_tracing(metadata.level());
+        let level = reported_level(
+            NativeLogLevel::of_tracing(metadata.level()),
+            metadata.target(),
+        );
         if !enabled(level, metadata.target()) {
             return;
         }
@@ -225,7 +239,7 @@ impl log::Log for QueueLogger {
     }
 
     fn log(&self, record: &log::Record<'_>) {
-        let level = NativeLogLevel::of_log(record.level());
+        let level = reported_level(NativeLogLevel::of_log(record.level()), record.target());
         if !enabled(level, record.target()) {
             return;
         }
@@ -290,7 +304,18 @@ mod tests {
         log::warn!("from log");
         tracing::info!(target: "deltalake_core::kernel", "library chatter");
         tracing::warn!(target: "deltalake_core::kernel", "library warning");
+        tracing::error!(target: "buoyant_kernel::snapshot", "library error");
+        tracing::error!("our error");
         let drained = drain_native_logs();
+        let level_of = |message: &str| {
+            drained
+                .records
+                .iter()
+                .find(|r| r.message == message)
+                .map(|r| r.level)
+        };
+        assert_eq!(level_of("library error"), Some(NativeLogLevel::Warn));
+        assert_eq!(level_of("our error"), Some(NativeLogLevel::Error));
         let messages: Vec<&str> = drained.records.iter().map(|r| r.message.as_str()).collect();
         assert!(messages.contains(&"kept 1"), "{messages:?}");
         assert!(messages.contains(&"from log"), "{messages:?}");
