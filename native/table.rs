@@ -2,6 +2,7 @@
 //! the Kafka positions recorded in its log, and creating tables (for tooling and dead letters).
 
 use std::collections::HashMap;
+use std::future::Future;
 
 use napi::bindgen_prelude::PromiseRaw;
 use napi::Env;
@@ -9,7 +10,7 @@ use napi_derive::napi;
 
 use crate::day::EpochUnit;
 use crate::dead_letters::{unhandled_dead_letters, DeadLetterRecord};
-use crate::error::CoreError;
+use crate::error::{CoreError, CoreResult};
 use crate::js_error::{spawn, OrThrow};
 use crate::metadata::KafkaMetadataColumns;
 use crate::positions::{record_starts, PartitionAppId, TxnVersion};
@@ -124,6 +125,29 @@ pub struct DeltaTarget {
     target: Target,
 }
 
+/// The storage options and retry policy of an open, with their defaults.
+fn settings(
+    storage_options: Option<HashMap<String, String>>,
+    retry: Option<StorageRetryOptions>,
+) -> (HashMap<String, String>, StorageRetry) {
+    (
+        storage_options.unwrap_or_default(),
+        retry.map(StorageRetry::from).unwrap_or_default(),
+    )
+}
+
+/// The promise of a `DeltaTarget` for a table being opened.
+fn opening<'env>(
+    env: &'env Env,
+    open: impl Future<Output = CoreResult<Target>> + Send + 'static,
+) -> napi::Result<PromiseRaw<'env, DeltaTarget>> {
+    spawn(env, async move {
+        Ok(DeltaTarget {
+            target: open.await?,
+        })
+    })
+}
+
 #[napi]
 impl DeltaTarget {
     /// Opens an existing table. Fails with `TABLE_NOT_FOUND` when there is none at `uri`.
@@ -134,13 +158,8 @@ impl DeltaTarget {
         storage_options: Option<HashMap<String, String>>,
         retry: Option<StorageRetryOptions>,
     ) -> napi::Result<PromiseRaw<'env, DeltaTarget>> {
-        let retry = retry.map(StorageRetry::from).unwrap_or_default();
-        let options = storage_options.unwrap_or_default();
-        spawn(env, async move {
-            Ok(DeltaTarget {
-                target: Target::open(uri, options, retry).await?,
-            })
-        })
+        let (options, retry) = settings(storage_options, retry);
+        opening(env, Target::open(uri, options, retry))
     }
 
     /// Opens the dead-letter table at `uri`, creating it (partitioned by day) when absent.
@@ -151,13 +170,8 @@ impl DeltaTarget {
         storage_options: Option<HashMap<String, String>>,
         retry: Option<StorageRetryOptions>,
     ) -> napi::Result<PromiseRaw<'env, DeltaTarget>> {
-        let retry = retry.map(StorageRetry::from).unwrap_or_default();
-        let options = storage_options.unwrap_or_default();
-        spawn(env, async move {
-            Ok(DeltaTarget {
-                target: Target::open_dead_letters(uri, options, retry).await?,
-            })
-        })
+        let (options, retry) = settings(storage_options, retry);
+        opening(env, Target::open_dead_letters(uri, options, retry))
     }
 
     /// The table's location.
