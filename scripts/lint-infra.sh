@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Lints the CI/release workflows and the Dockerfile:
+# Lints the CI/release workflows, the Dockerfile and the shell scripts:
 #   actionlint  .github/workflows/*.yml   (with shellcheck on PATH it also checks the run: scripts)
 #   hadolint    Dockerfile
+#   and with shellcheck, scripts/*.sh, scripts/*/*.sh and .ci/run (findings of warning and above)
 # Tools already on PATH are used as they are. Otherwise they are installed once under
 # ~/.cache/kafka-delta-rust (override with KDR_CACHE_DIR):
 #   actionlint: `go install` (Go module proxy) into $KDR_CACHE_DIR/bin
@@ -49,6 +50,7 @@ status=0
 log "actionlint $("$actionlint" -version | head -1), shellcheck $(shellcheck --version | sed -n 's/^version: //p'), hadolint $(hadolint --version | awk '{print $NF}')"
 run "$actionlint" .github/workflows/*.yml || status=1
 run hadolint Dockerfile || status=1
+run shellcheck --severity=warning scripts/*.sh scripts/*/*.sh .ci/run || status=1
 
 if [ "$status" = 0 ]; then log "no findings"; else log "findings above"; fi
 exit "$status"

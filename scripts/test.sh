@@ -2,8 +2,12 @@
 # Every test: the Rust unit tests, then the ava suites (unit and integration against a real
 # local Kafka broker and real Delta tables read back with Python's deltalake). Ends with one
 # line `N passed, N failed` summing all suites. Extra arguments go to ava (e.g. a file).
+# Then, in CI outside GitHub Actions (whose workflow has a Node matrix instead) or when
+# KDR_NODE_VERSIONS is set, the ava suites on the other Node majors (scripts/test-node-versions.sh:
+# Node 22 and 24 from the npm registry; a reduced form, every suite with KDR_ALL_NODES_FULL=1, the
+# same ava arguments when given), counted in the same line. KDR_NODE_VERSIONS= (empty) turns it off.
 set -uo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
+cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/kafka-delta-rust/target}"
 
 bash scripts/setup.sh --with-python || exit 1
@@ -31,10 +35,16 @@ while read -r p f; do
 done < <(sed -nE 's/^test result: [a-zA-Z]+\. ([0-9]+) passed; ([0-9]+) failed.*/\1 \2/p' "$logs/cargo.log")
 if [ "$cargo_status" != 0 ] && ! grep -q '^test result:' "$logs/cargo.log"; then failed=$((failed + 1)); fi
 
+cargo_passed=$passed
+cargo_failed=$failed
+
 echo "== ava"
+ava_started=$SECONDS
 npx ava "$@" 2>&1 | tee "$logs/ava.log"
 ava_status=${PIPESTATUS[0]}
 ava_passed=$(sed -nE 's/^ *([0-9]+) tests? passed.*/\1/p' "$logs/ava.log" | tail -1)
+# ava prints `N tests passed` only when nothing failed; otherwise the passed tests are its ✔ lines.
+[ -n "$ava_passed" ] || ava_passed=$(grep -E '^ *✔ ' "$logs/ava.log" | grep -cv '✔ \[expected fail\]')
 ava_failed=$(sed -nE 's/^ *([0-9]+) tests? failed.*/\1/p' "$logs/ava.log" | tail -1)
 ava_skipped=$(sed -nE 's/^ *([0-9]+) tests? skipped.*/\1/p' "$logs/ava.log" | tail -1)
 passed=$((passed + ${ava_passed:-0}))
@@ -42,6 +52,31 @@ failed=$((failed + ${ava_failed:-0}))
 if [ "$ava_status" != 0 ] && [ -z "$ava_failed" ]; then failed=$((failed + 1)); fi
 if [ -n "$ava_skipped" ]; then echo "ava skipped $ava_skipped test(s): skipped tests count as failures here"; failed=$((failed + ava_skipped)); fi
 
+this_node="Node $(node --version) (this Node): $((passed - cargo_passed)) passed, $((failed - cargo_failed)) failed, $((SECONDS - ava_started)) s"
+other_status=0
+if [ -n "${KDR_NODE_VERSIONS+set}" ]; then
+  other_nodes="$KDR_NODE_VERSIONS"
+elif [ -n "${CI:-}" ] && [ "$CI" != false ] && [ -z "${GITHUB_ACTIONS:-}" ]; then
+  other_nodes=pinned
+else
+  other_nodes=""
+fi
+if [ -n "$other_nodes" ]; then
+  echo "== ava on the other Node majors (scripts/test-node-versions.sh)"
+  bash scripts/test-node-versions.sh "$@" 2>&1 | tee "$logs/other-nodes.log"
+  other_status=${PIPESTATUS[0]}
+  other=$(sed -nE 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/p' "$logs/other-nodes.log" | tail -1)
+  if [ -n "$other" ]; then
+    passed=$((passed + ${other% *})); failed=$((failed + ${other#* }))
+  fi
+  if [ "$other_status" != 0 ] && { [ -z "$other" ] || [ "${other#* }" = 0 ]; }; then failed=$((failed + 1)); fi
+fi
+
 echo
+if [ -n "$other_nodes" ]; then
+  echo "cargo test: $cargo_passed passed, $cargo_failed failed"
+  echo "$this_node"
+  grep -E '^Node (v[0-9.]+|[0-9]+): ' "$logs/other-nodes.log"
+fi
 echo "${passed} passed, ${failed} failed"
-[ "$failed" = 0 ] && [ "$cargo_status" = 0 ] && [ "$ava_status" = 0 ]
+[ "$failed" = 0 ] && [ "$cargo_status" = 0 ] && [ "$ava_status" = 0 ] && [ "$other_status" = 0 ]
