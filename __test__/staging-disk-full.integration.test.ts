@@ -13,7 +13,7 @@ import { createTopic, produceMessages } from '../ts/tools/kafka-admin.js';
 import { startCli } from './helpers/cli.js';
 import { EVENT_COLUMNS, createTableWithPython, readTable } from './helpers/delta.js';
 import { BROKERS, tempDir, testConfig, uniqueName, writeConfig } from './helpers/env.js';
-import { countLines } from './helpers/faults.js';
+import { countLines, sleep } from './helpers/faults.js';
 
 const DISK_FULL = /"msg":"staging disk full: rows kept in memory/;
 const ROOM_AGAIN = /"msg":"staging disk has room again/;
@@ -75,6 +75,66 @@ test.serial('[integration] a full staging disk pauses consumption and retries th
   t.true(countLines(out, ROOM_AGAIN) >= 1, 'spilling resumed');
   t.false(/"level":"(error|fatal)"/i.test(out), 'a full staging disk is not an error');
 
+  const rows = readTable(table).rows;
+  t.deepEqual(rows.map((r) => String(r.id)).sort(), [...ids].sort(), 'every message exactly once');
+});
+
+test.serial('[integration] a restart on a staging disk with no room left recovers its spill files, commits them and exits 0 with the table exact', async (t) => {
+  t.timeout(5 * 60_000);
+  const disk = smallDisk('4m');
+  t.teardown(disk.unmount);
+  const staging = join(disk.dir, 'staging');
+  mkdirSync(staging);
+  const dir = tempDir();
+  const table = join(dir, 'events');
+  createTableWithPython(table, EVENT_COLUMNS, ['date_col']);
+  const topic = uniqueName('kdr_disk_full_start');
+  await createTopic(BROKERS, topic, 2);
+  const ids = Array.from({ length: 20_000 }, (_, i) => `s${i}`);
+  await produceMessages(
+    BROKERS,
+    topic,
+    ids.map((id, i) => ({ value: JSON.stringify({ id, seq: i, amount: i, note: null, date_col: '2026-11-23' }) })),
+  );
+  const configPath = writeConfig(
+    dir,
+    testConfig({
+      topics: [topic],
+      group: uniqueName('kdr_group'),
+      tablePath: table,
+      batchInterval: 3600,
+      batchSize: 1_000_000,
+      // The killed run's group membership ends after its session timeout: short, so the
+      // restart is assigned the partitions within seconds.
+      extra: {
+        kafka: { max_poll_records: 1000, properties: { 'session.timeout.ms': 6000, 'heartbeat.interval.ms': 500 } },
+        buffer: { staging_dir: staging, max_memory: '256KiB' },
+      },
+    }),
+  );
+
+  // A first run spills and is killed before any commit.
+  const started = Date.now();
+  const first = startCli(['--config', configPath, '--logging.level=DEBUG']);
+  await first.waitFor(/"msg":"staged rows spilled to disk"/, 120_000);
+  t.log(`first spill ${((Date.now() - started) / 1000).toFixed(1)} s after the start`);
+  await sleep(1000);
+  first.child.kill('SIGKILL');
+  await first.exited;
+  // Then something else takes every byte left.
+  try {
+    writeFileSync(join(disk.dir, 'filler'), Buffer.alloc(8 * 1024 * 1024));
+  } catch (error) {
+    t.is((error as NodeJS.ErrnoException).code, 'ENOSPC');
+  }
+
+  const restarted = Date.now();
+  const second = startCli(['--config', configPath, '--until-caught-up']);
+  const code = await second.exited;
+  const out = second.output();
+  t.log(`the restart on the full disk took ${((Date.now() - restarted) / 1000).toFixed(1)} s`);
+  t.is(code, 0, out.slice(-4000));
+  t.regex(out, /"msg":"staging recovered","generations":[1-9]/, "spill files were recovered from the full disk");
   const rows = readTable(table).rows;
   t.deepEqual(rows.map((r) => String(r.id)).sort(), [...ids].sort(), 'every message exactly once');
 });

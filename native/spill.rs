@@ -28,8 +28,8 @@ use crate::error::{CoreError, CoreResult};
 use crate::positions::{Coverage, PartitionKey, PartitionRange};
 pub use crate::spill_files::read_batches;
 use crate::spill_files::{
-    checksum, create_private, create_private_dir, is_plain_file_name, remove_if_present,
-    staging_error, sync_dir, Checksummed, RunWriter,
+    checksum, create_private, create_private_dir, is_plain_file_name, remove_files_except,
+    remove_if_present, staging_error, sync_dir, Checksummed, RunWriter,
 };
 
 const MANIFEST: &str = "manifest.json";
@@ -262,8 +262,23 @@ impl Staging {
             }
         }
         self.generations = out.generations.clone();
-        self.write_manifest()?;
-        self.remove_unlisted()?;
+        match self.write_manifest() {
+            Ok(()) => self.remove_unlisted()?,
+            // A full disk at start: the files of generations not kept go first (they make
+            // room), then the manifest again. Without room still, the old manifest stays: what
+            // it lists beyond the kept generations is committed (skipped at a start) or missing
+            // (dropped and read again from Kafka), and the next spill writes a new one.
+            Err(err) if err.is_disk_full() => {
+                self.remove_unlisted()?;
+                if let Err(err) = self.write_manifest() {
+                    if !err.is_disk_full() {
+                        return Err(err);
+                    }
+                    tracing::warn!(error = %err, "staging disk full at start: the staging manifest is rewritten at the next spill");
+                }
+            }
+            Err(err) => return Err(err),
+        }
         Ok(out)
     }
 
@@ -524,18 +539,9 @@ impl Staging {
             .generations
             .iter()
             .flat_map(|g| g.files.iter().map(|f| f.name.as_str()))
+            .chain([MANIFEST, LOCK])
             .collect();
-        let entries =
-            fs::read_dir(&self.dir).map_err(|e| staging_error(&self.dir, "cannot list", e))?;
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            if name == MANIFEST || name == LOCK || listed.contains(name.as_ref()) {
-                continue;
-            }
-            remove_if_present(&entry.path())?;
-        }
-        Ok(())
+        remove_files_except(&self.dir, &listed)
     }
 }
 

@@ -163,3 +163,15 @@ pub fn staging_error(path: &Path, what: &str, err: std::io::Error) -> CoreError 
         source: err,
     }
 }
+
+/// Removes every file of `dir` not named in `keep`.
+pub fn remove_files_except(dir: &Path, keep: &std::collections::HashSet<&str>) -> CoreResult<()> {
+    let entries = fs::read_dir(dir).map_err(|e| staging_error(dir, "cannot list", e))?;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if !keep.contains(name.to_string_lossy().as_ref()) {
+            remove_if_present(&entry.path())?;
+        }
+    }
+    Ok(())
+}
