@@ -29,6 +29,25 @@ function smallDisk(size: string): { dir: string; unmount: () => void } {
   return { dir, unmount: () => execFileSync('umount', ['-l', dir]) };
 }
 
+/** A staging dir on the small disk, a table, and a topic with `count` events over two days. */
+async function workload(diskDir: string, prefix: string, count: number) {
+  const staging = join(diskDir, 'staging');
+  mkdirSync(staging);
+  const dir = tempDir();
+  const table = join(dir, 'events');
+  createTableWithPython(table, EVENT_COLUMNS, ['date_col']);
+  const topic = uniqueName(prefix);
+  await createTopic(BROKERS, topic, 2);
+  const days = ['2026-11-22', '2026-11-23'];
+  const ids = Array.from({ length: count }, (_, i) => `e${i}`);
+  await produceMessages(
+    BROKERS,
+    topic,
+    ids.map((id, i) => ({ value: JSON.stringify({ id, seq: i, amount: i / 2, note: `n${i % 97}`, date_col: days[i % 2] }) })),
+  );
+  return { staging, dir, table, topic, ids };
+}
+
 test.serial('[integration] a full staging disk pauses consumption and retries the spill; nothing is lost, the pipeline never exits, and it resumes when space returns', async (t) => {
   t.timeout(5 * 60_000);
   const disk = smallDisk('4m');
@@ -36,21 +55,7 @@ test.serial('[integration] a full staging disk pauses consumption and retries th
   // Another tenant of the disk takes all but ~600 KiB of it.
   const filler = join(disk.dir, 'filler');
   writeFileSync(filler, Buffer.alloc(3.4 * 1024 * 1024));
-  const staging = join(disk.dir, 'staging');
-  mkdirSync(staging);
-
-  const dir = tempDir();
-  const table = join(dir, 'events');
-  createTableWithPython(table, EVENT_COLUMNS, ['date_col']);
-  const topic = uniqueName('kdr_disk_full');
-  await createTopic(BROKERS, topic, 2);
-  const days = ['2026-11-22', '2026-11-23'];
-  const ids = Array.from({ length: 40_000 }, (_, i) => `e${i}`);
-  await produceMessages(
-    BROKERS,
-    topic,
-    ids.map((id, i) => ({ value: JSON.stringify({ id, seq: i, amount: i / 2, note: `n${i % 97}`, date_col: days[i % 2] }) })),
-  );
+  const { staging, dir, table, topic, ids } = await workload(disk.dir, 'kdr_disk_full', 40_000);
   const configPath = writeConfig(
     dir,
     testConfig({
@@ -83,19 +88,7 @@ test.serial('[integration] a restart on a staging disk with no room left recover
   t.timeout(5 * 60_000);
   const disk = smallDisk('4m');
   t.teardown(disk.unmount);
-  const staging = join(disk.dir, 'staging');
-  mkdirSync(staging);
-  const dir = tempDir();
-  const table = join(dir, 'events');
-  createTableWithPython(table, EVENT_COLUMNS, ['date_col']);
-  const topic = uniqueName('kdr_disk_full_start');
-  await createTopic(BROKERS, topic, 2);
-  const ids = Array.from({ length: 20_000 }, (_, i) => `s${i}`);
-  await produceMessages(
-    BROKERS,
-    topic,
-    ids.map((id, i) => ({ value: JSON.stringify({ id, seq: i, amount: i, note: null, date_col: '2026-11-23' }) })),
-  );
+  const { staging, dir, table, topic, ids } = await workload(disk.dir, 'kdr_disk_full_start', 20_000);
   const configPath = writeConfig(
     dir,
     testConfig({
