@@ -191,12 +191,13 @@ test.serial('[integration] kill -9 at several points of a long consolidating MER
   const { topic, rows } = await produced;
   const capped = setup(topic, 'merge', CAP);
   const before = preFill(capped.table);
-  // The flush starts when consumption has caught up; each run is killed a little later into it
+  // Each run is killed a little further into the flush: after its 1st, 2nd, 4th and 6th unit of
+  // the (at least 8) it consolidates, so every kill lands inside the flush however fast it runs
   // (a restart recovers the spilled day and flushes it again from the start).
-  const caughtUp = /"msg":"caught up with the high watermarks seen at start"/;
+  const unitDone = /"msg":"flush progress: consolidated a bucket range"/;
   const { killed } = await killRunsAt(
     ['--config', capped.configPath, '--until-caught-up'],
-    [0, 100, 250, 500].map((delayMs) => ({ line: caughtUp, count: 1, delayMs })),
+    [1, 2, 4, 6].map((count) => ({ line: unitDone, count })),
   );
   t.true(killed >= 3, `killed during the flush (${killed} times)`);
   run(capped.configPath);
