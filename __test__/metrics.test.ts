@@ -1,6 +1,6 @@
 /** Metrics without a broker: consumer lag read from librdkafka statistics, its gauge, and the metrics server's authentication and errors. */
 import test from 'ava';
-import { lagsFromStatistics, stoppedFromStatistics } from '../ts/kafka/consumer.js';
+import { lagsFromStatistics, parseStatistics, stoppedFromStatistics, type LibrdkafkaStatistics } from '../ts/kafka/statistics.js';
 import { Gauge, Registry } from 'prom-client';
 import { PipelineMetrics } from '../ts/metrics/metrics.js';
 import { startMetricsServer } from '../ts/metrics/server.js';
@@ -22,14 +22,14 @@ const STATISTICS = JSON.stringify({
 });
 
 test('lags come from librdkafka statistics; unknown lags and the internal partition are left out', (t) => {
-  t.deepEqual(lagsFromStatistics(STATISTICS), [
+  t.deepEqual(lagsFromStatistics(parseStatistics(STATISTICS) ?? {}), [
     { topic: 'events', partition: 0, lag: 20 },
     { topic: 'clicks', partition: 2, lag: 0 },
   ]);
 });
 
 test('partitions librdkafka stopped fetching (fetch state none) come from the statistics too', (t) => {
-  const stats = JSON.stringify({
+  const stats: LibrdkafkaStatistics = {
     topics: {
       events: {
         partitions: {
@@ -40,7 +40,7 @@ test('partitions librdkafka stopped fetching (fetch state none) come from the st
       },
       clicks: { partitions: { '2': { partition: 2, fetch_state: 'none' }, '3': { partition: 3, fetch_state: 'offset-query' } } },
     },
-  });
+  };
   t.deepEqual(stoppedFromStatistics(stats), [
     { topic: 'events', partition: 1 },
     { topic: 'clicks', partition: 2 },

@@ -39,17 +39,6 @@ pub struct StorageRetry {
     max_backoff: Duration,
 }
 
-impl Default for StorageRetry {
-    /// The configuration's defaults (ts/config/schema.ts): five minutes, from 0.5 s up to 30 s.
-    fn default() -> Self {
-        Self {
-            budget: Duration::from_secs(300),
-            initial_backoff: Duration::from_millis(500),
-            max_backoff: Duration::from_secs(30),
-        }
-    }
-}
-
 impl From<StorageRetryOptions> for StorageRetry {
     fn from(o: StorageRetryOptions) -> Self {
         let seconds =
@@ -135,8 +124,9 @@ fn store_transient(err: &ObjectStoreError) -> bool {
     // Generic is how object_store reports HTTP failures, timeouts and local I/O errors; the
     // others (NotFound, PermissionDenied, Unauthenticated, a bad path or key) will not pass.
     match err {
+        // A Generic without a known cause underneath (an HTTP status, a timeout) may pass.
         ObjectStoreError::Generic { source, .. } => {
-            !matches!(io_in(source.as_ref()), Some(io) if !io_transient(io))
+            storage_cause(Some(source.as_ref())).is_none_or(|cause| cause.transient())
         }
         ObjectStoreError::JoinError { .. } => true,
         _ => false,
@@ -167,12 +157,32 @@ fn flattened_store_failure(text: &str) -> bool {
     text.contains("Error interacting with object store: Generic ")
 }
 
-/// The first `std::io::Error` in a cause chain.
-fn io_in<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a std::io::Error> {
-    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
+/// The storage failure found first down a cause chain.
+enum StorageCause<'a> {
+    Store(&'a ObjectStoreError),
+    Io(&'a std::io::Error),
+}
+
+impl StorageCause<'_> {
+    fn transient(&self) -> bool {
+        match self {
+            StorageCause::Store(store) => store_transient(store),
+            StorageCause::Io(io) => io_transient(io),
+        }
+    }
+}
+
+/// The first object store or I/O error at or below `first` in its cause chain.
+fn storage_cause<'a>(
+    first: Option<&'a (dyn std::error::Error + 'static)>,
+) -> Option<StorageCause<'a>> {
+    let mut next = first;
     while let Some(e) = next {
+        if let Some(store) = e.downcast_ref::<ObjectStoreError>() {
+            return Some(StorageCause::Store(store));
+        }
         if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            return Some(io);
+            return Some(StorageCause::Io(io));
         }
         next = e.source();
     }
@@ -181,17 +191,7 @@ fn io_in<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a std::io::
 
 /// Errors that wrap a store failure further down (a Parquet write through the store).
 fn chain_transient(err: &DeltaTableError) -> bool {
-    let mut next = std::error::Error::source(err);
-    while let Some(e) = next {
-        if let Some(store) = e.downcast_ref::<ObjectStoreError>() {
-            return store_transient(store);
-        }
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            return io_transient(io);
-        }
-        next = e.source();
-    }
-    false
+    storage_cause(std::error::Error::source(err)).is_some_and(|cause| cause.transient())
 }
 
 /// The retries of one operation: call [`Retrying::wait`] after each transient failure.

@@ -125,15 +125,13 @@ pub struct DeltaTarget {
     target: Target,
 }
 
-/// The storage options and retry policy of an open, with their defaults.
+/// The storage options and retry policy of an open (the retry's defaults live in the
+/// TypeScript wrapper, `DEFAULT_STORAGE_RETRY`).
 fn settings(
     storage_options: Option<HashMap<String, String>>,
-    retry: Option<StorageRetryOptions>,
+    retry: StorageRetryOptions,
 ) -> (HashMap<String, String>, StorageRetry) {
-    (
-        storage_options.unwrap_or_default(),
-        retry.map(StorageRetry::from).unwrap_or_default(),
-    )
+    (storage_options.unwrap_or_default(), retry.into())
 }
 
 /// The promise of a `DeltaTarget` for a table being opened.
@@ -156,7 +154,7 @@ impl DeltaTarget {
         env: &'env Env,
         uri: String,
         storage_options: Option<HashMap<String, String>>,
-        retry: Option<StorageRetryOptions>,
+        retry: StorageRetryOptions,
     ) -> napi::Result<PromiseRaw<'env, DeltaTarget>> {
         let (options, retry) = settings(storage_options, retry);
         opening(env, Target::open(uri, options, retry))
@@ -168,7 +166,7 @@ impl DeltaTarget {
         env: &'env Env,
         uri: String,
         storage_options: Option<HashMap<String, String>>,
-        retry: Option<StorageRetryOptions>,
+        retry: StorageRetryOptions,
     ) -> napi::Result<PromiseRaw<'env, DeltaTarget>> {
         let (options, retry) = settings(storage_options, retry);
         opening(env, Target::open_dead_letters(uri, options, retry))

@@ -92,14 +92,31 @@ impl Target {
 
     /// The table at its newest version (kept as the loaded one).
     pub async fn refresh(&self, what: &'static str) -> CoreResult<DeltaTable> {
-        let table = with_retry(self.retry, what, || async {
+        let (table, ()) = self
+            .reload_and_read(what, |table| async { Ok((table, ())) })
+            .await?;
+        Ok(table)
+    }
+
+    /// Loads the newest version, reads from it with `read`, and keeps it as the current one;
+    /// the load and the read are retried together on transient storage failures.
+    async fn reload_and_read<T, F, Fut>(
+        &self,
+        what: &'static str,
+        read: F,
+    ) -> CoreResult<(DeltaTable, T)>
+    where
+        F: Fn(DeltaTable) -> Fut,
+        Fut: std::future::Future<Output = CoreResult<(DeltaTable, T)>>,
+    {
+        let (table, value) = with_retry(self.retry, what, || async {
             let mut table = self.current()?;
             table.update_state().await?;
-            Ok(table)
+            read(table).await
         })
         .await?;
         *lock(&self.table)? = table.clone();
-        Ok(table)
+        Ok((table, value))
     }
 
     /// The table's columns as Arrow sees them, at the loaded version.
@@ -169,14 +186,12 @@ impl Target {
     /// The versions the newest version's log records for these application ids.
     pub async fn txn_versions(&self, app_ids: Vec<String>) -> CoreResult<Vec<TxnVersion>> {
         let ids = &app_ids;
-        let (table, versions) = with_retry(self.retry, "reading positions", || async move {
-            let mut table = self.current()?;
-            table.update_state().await?;
-            let versions = read_txn_versions(&table, ids).await?;
-            Ok((table, versions))
-        })
-        .await?;
-        *lock(&self.table)? = table;
+        let (_, versions) = self
+            .reload_and_read("reading positions", |table| async move {
+                let versions = read_txn_versions(&table, ids).await?;
+                Ok((table, versions))
+            })
+            .await?;
         Ok(app_ids
             .into_iter()
             .map(|app_id| {

@@ -19,6 +19,7 @@ import {
   type WriteMode,
 } from './native.js';
 import { native, nativeSync } from './errors.js';
+import { DEFAULT_STORAGE_RETRY } from './storage-retry.js';
 import { nativeSegment, type StagedSegment } from './segment.js';
 import { Stage, nativeStage, type StageOptions } from './stage.js';
 
@@ -45,14 +46,14 @@ export class DeltaTarget {
   /**
    * Opens an existing table; throws `TableNotFoundError` when there is none at `uri`.
    * `storageRetry`: how transient storage failures of its reads and commits are retried
-   * (default: 300 s, waits from 0.5 s doubling to 30 s).
+   * (default `DEFAULT_STORAGE_RETRY`: 300 s, waits from 0.5 s doubling to 30 s).
    */
-  static async open(uri: string, storageOptions: Record<string, string> = {}, storageRetry?: StorageRetryOptions): Promise<DeltaTarget> {
+  static async open(uri: string, storageOptions: Record<string, string> = {}, storageRetry: StorageRetryOptions = DEFAULT_STORAGE_RETRY): Promise<DeltaTarget> {
     return new DeltaTarget(await native(NativeDeltaTarget.open(uri, storageOptions, storageRetry)));
   }
 
   /** Opens the dead-letter table at `uri`, creating it (partitioned by day) when absent. */
-  static async openDeadLetters(uri: string, storageOptions: Record<string, string> = {}, storageRetry?: StorageRetryOptions): Promise<DeltaTarget> {
+  static async openDeadLetters(uri: string, storageOptions: Record<string, string> = {}, storageRetry: StorageRetryOptions = DEFAULT_STORAGE_RETRY): Promise<DeltaTarget> {
     return new DeltaTarget(await native(NativeDeltaTarget.openDeadLetters(uri, storageOptions, storageRetry)));
   }
 

@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import type { ConfigProblem } from '../errors.js';
 import { scheduleProblem } from '../pipeline/schedule.js';
+import { DEFAULT_STORAGE_RETRY } from '../storage-retry.js';
 import type {
   Config, DeadLetterConfig, DedupStrategy, DeltaCredentialsProvider, LogFormat, LogLevel, NullKeysPolicy,
   PartitionSource, PositionLostPolicy, SaslMechanism, SecurityProtocol, StartFrom, UnknownFieldsPolicy, WriteMode, EpochUnit,
@@ -179,9 +180,9 @@ const seconds = (what: string, min: number, max: number) =>
   z.number({ error: `a number of seconds (${what})` }).min(min, { error: `at least ${min} seconds` })
     .max(max, { error: `at most ${max} seconds` });
 const storageRetryShape = {
-  budget: seconds('how long one operation may keep failing', 0, 86_400).default(300),
-  initial_backoff: seconds('the first wait', 0.01, 3_600).default(0.5),
-  max_backoff: seconds('the longest wait', 0.01, 3_600).default(30),
+  budget: seconds('how long one operation may keep failing', 0, 86_400).default(DEFAULT_STORAGE_RETRY.budgetSeconds),
+  initial_backoff: seconds('the first wait', 0.01, 3_600).default(DEFAULT_STORAGE_RETRY.initialBackoffSeconds),
+  max_backoff: seconds('the longest wait', 0.01, 3_600).default(DEFAULT_STORAGE_RETRY.maxBackoffSeconds),
 };
 const deltaShape = {
   table_path: nonEmpty('a table path or URI'),

@@ -7,22 +7,10 @@
  * sets it from the brokers' connection states: reachable while any broker is `UP`.
  */
 import type { Logger } from '../log.js';
+import { brokersUpInStatistics, type LibrdkafkaStatistics } from './statistics.js';
 
 /** librdkafka's error code when every broker connection is down (`RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN`). */
 const ALL_BROKERS_DOWN = -187;
-
-/** The part of librdkafka's statistics JSON read here (STATISTICS.md: `brokers`). */
-interface BrokerStatistics {
-  brokers?: Record<string, { source?: string; state?: string }>;
-}
-
-/** Whether any real broker (not librdkafka's internal one) is connected, from one report. */
-export function brokersUpInStatistics(json: string): boolean | undefined {
-  const stats = JSON.parse(json) as BrokerStatistics;
-  const brokers = Object.values(stats.brokers ?? {}).filter((b) => b.source !== 'internal');
-  if (brokers.length === 0) return undefined;
-  return brokers.some((b) => b.state === 'UP');
-}
 
 /** Tracks broker reachability from librdkafka's errors and statistics. */
 export class BrokerHealth {
@@ -49,15 +37,9 @@ export class BrokerHealth {
     if (err.code === ALL_BROKERS_DOWN) this.#set(false);
   }
 
-  /** An `event.stats` report. */
-  statistics(event: { message?: string }): void {
-    if (typeof event.message !== 'string') return;
-    let up: boolean | undefined;
-    try {
-      up = brokersUpInStatistics(event.message);
-    } catch {
-      return;
-    }
+  /** A statistics report (parsed by the consumer, `parseStatistics`). */
+  statistics(stats: LibrdkafkaStatistics): void {
+    const up = brokersUpInStatistics(stats);
     if (up !== undefined) this.#set(up);
   }
 

@@ -8,6 +8,7 @@ import type { Assignment, ConsumerGlobalConfig, ConsumerTopicConfig, LibrdKafkaE
 import { KafkaDeltaError, KafkaError, PositionLostError, type LostPosition } from '../errors.js';
 import type { Logger } from '../log.js';
 import { BrokerHealth } from './broker-health.js';
+import { lagsFromStatistics, parseStatistics, stoppedFromStatistics, type LibrdkafkaStatistics } from './statistics.js';
 
 /** librdkafka's rebalance event codes. */
 const ASSIGN_PARTITIONS = -175;
@@ -78,42 +79,8 @@ export interface PartitionLag extends PartitionRef {
   readonly lag: number;
 }
 
-/** The shape of librdkafka's statistics JSON we read (see its STATISTICS.md). */
-interface LibrdkafkaStatistics {
-  topics?: Record<string, { partitions?: Record<string, { partition?: number; consumer_lag?: number; fetch_state?: string }> }>;
-}
-
-/**
- * Partitions whose fetch state is `none` in one statistics report: librdkafka stopped fetching
- * them (what it does after a position out of range with `auto.offset.reset: error`).
- */
-export function stoppedFromStatistics(json: string): PartitionRef[] {
-  const stats = JSON.parse(json) as LibrdkafkaStatistics;
-  const out: PartitionRef[] = [];
-  for (const [topic, t] of Object.entries(stats.topics ?? {})) {
-    for (const p of Object.values(t.partitions ?? {})) {
-      if (p.partition !== undefined && p.partition >= 0 && p.fetch_state === 'none') out.push({ topic, partition: p.partition });
-    }
-  }
-  return out;
-}
-
 /** librdkafka's warning when `auto.offset.reset` moved a position: `[thrd:main]: <topic> [<partition>]: offset reset ...`. */
 const OFFSET_RESET_LOG = /^(?:\[thrd:[^\]]*\]: )?(.+) \[(\d+)\]: offset reset /;
-
-/** Per-partition lags from one librdkafka statistics report. */
-export function lagsFromStatistics(json: string): PartitionLag[] {
-  const stats = JSON.parse(json) as LibrdkafkaStatistics;
-  const lags: PartitionLag[] = [];
-  for (const [topic, t] of Object.entries(stats.topics ?? {})) {
-    for (const p of Object.values(t.partitions ?? {})) {
-      // Partition -1 is librdkafka's internal unassigned queue; lag -1 means unknown yet.
-      if (p.partition === undefined || p.partition < 0 || p.consumer_lag === undefined || p.consumer_lag < 0) continue;
-      lags.push({ topic, partition: p.partition, lag: p.consumer_lag });
-    }
-  }
-  return lags;
-}
 
 /**
  * A connection failure no retry can cure, from one librdkafka log line (facility FAIL, written
@@ -150,6 +117,7 @@ export class KafkaSource {
   /** Owned partitions librdkafka had stopped fetching at the last statistics report. */
   #stopped = new Set<string>();
   #positionResets: Array<(p: PartitionRef, detail: string) => void> = [];
+  readonly #lagListeners: Array<(lags: PartitionLag[]) => void> = [];
   #fatal: KafkaDeltaError | undefined;
   /** Whether the brokers are reachable (for readiness). */
   readonly health: BrokerHealth;
@@ -175,8 +143,7 @@ export class KafkaSource {
     } as ConsumerGlobalConfig;
     this.#consumer = new Kafka.KafkaConsumer(config, { 'auto.offset.reset': reset } as ConsumerTopicConfig);
     this.#consumer.on('event.error', (err) => this.#log.warn('kafka client error', { error: err }));
-    this.#consumer.on('event.stats', (event: { message?: string }) => this.#checkStopped(event));
-    this.#consumer.on('event.stats', (event: { message?: string }) => this.health.statistics(event));
+    this.#consumer.on('event.stats', (event: { message?: string }) => this.#onStatistics(event));
     this.#consumer.on('event.error', (err) => this.health.error(err));
     this.#consumer.on('event.log', (event: { fac?: string; message?: string }) => this.#onLibrdkafkaLog(event));
     this.#consumer.on('offset.commit', (err, offsets) => {
@@ -323,14 +290,9 @@ export class KafkaSource {
    * partitions came in the same call, and the partition then stalls without a word. A partition
    * we own that librdkafka has stopped fetching in two reports in a row is taken as lost.
    */
-  #checkStopped(event: { message?: string }): void {
-    if (typeof event.message !== 'string' || this.#fatal) return;
-    let stopped: PartitionRef[];
-    try {
-      stopped = stoppedFromStatistics(event.message).filter((p) => this.#assigned.has(partitionKey(p.topic, p.partition)));
-    } catch {
-      return;
-    }
+  #checkStopped(stats: LibrdkafkaStatistics): void {
+    if (this.#fatal) return;
+    const stopped = stoppedFromStatistics(stats).filter((p) => this.#assigned.has(partitionKey(p.topic, p.partition)));
     const keys = new Set(stopped.map((p) => partitionKey(p.topic, p.partition)));
     const again = [...keys].some((k) => this.#stopped.has(k));
     this.#stopped = keys;
@@ -360,16 +322,21 @@ export class KafkaSource {
 
   /** Calls `listener` with the lag of every assigned partition at each statistics interval. */
   onLag(listener: (lags: PartitionLag[]) => void): void {
-    this.#consumer.on('event.stats', (event: { message?: string }) => {
-      try {
-        if (typeof event.message === 'string') {
-          const owned = lagsFromStatistics(event.message).filter((l) => this.#assigned.has(partitionKey(l.topic, l.partition)));
-          listener(owned);
-        }
-      } catch (error) {
-        this.#log.debug('unreadable librdkafka statistics', { error });
-      }
-    });
+    this.#lagListeners.push(listener);
+  }
+
+  /** One statistics report, parsed once for its readers. */
+  #onStatistics(event: { message?: string }): void {
+    const stats = parseStatistics(event.message);
+    if (stats === undefined) {
+      this.#log.debug('unreadable librdkafka statistics');
+      return;
+    }
+    this.health.statistics(stats);
+    this.#checkStopped(stats);
+    if (this.#lagListeners.length === 0) return;
+    const owned = lagsFromStatistics(stats).filter((l) => this.#assigned.has(partitionKey(l.topic, l.partition)));
+    for (const listener of this.#lagListeners) listener(owned);
   }
 
   /** Calls `listener` when a partition has no more messages for now (`enable.partition.eof`). */
