@@ -33,19 +33,11 @@ passed=0
 failed=0
 summary=()
 
-# Adds an ava run's counts (its log, its exit status) to the totals. ava prints `N tests passed`
-# only when nothing failed; otherwise the passed tests are its ✔ lines.
-count_ava() {
-  local p f s
-  p=$(sed -nE 's/^ *([0-9]+) tests? passed.*/\1/p' "$1" | tail -1)
-  [ -n "$p" ] || p=$(grep -E '^ *✔ ' "$1" | grep -cv '✔ \[expected fail\]')
-  f=$(sed -nE 's/^ *([0-9]+) tests? failed.*/\1/p' "$1" | tail -1)
-  s=$(sed -nE 's/^ *([0-9]+) tests? skipped.*/\1/p' "$1" | tail -1)
-  passed=$((passed + ${p:-0}))
-  failed=$((failed + ${f:-0}))
-  if [ "$2" != 0 ] && [ -z "$f" ]; then echo "ava exited $2 without a failure count: counted as a failure"; failed=$((failed + 1)); fi
-  if [ -n "$s" ]; then echo "ava skipped $s test(s): skipped tests count as failures here"; failed=$((failed + s)); fi
-}
+# count_ava LOG STATUS LABEL; failures also go to $AVA_FAILURES (scripts/test.sh passes its own).
+# shellcheck source=scripts/ava-count.sh
+source scripts/ava-count.sh
+own_failures=0
+if [ -z "${AVA_FAILURES:-}" ]; then AVA_FAILURES="$logs/failures.txt"; own_failures=1; fi
 
 majors="${KDR_NODE_VERSIONS-$(bash scripts/node-versions.sh list | awk '{print $1}')}"
 this_major="$(node -p 'process.versions.node.split(".")[0]')"
@@ -60,6 +52,7 @@ for major in $majors; do
   if ! prefix="$(bash scripts/node-versions.sh ensure "$major")"; then
     echo "Node $major could not be set up (above): counted as a failure"
     failed=$((failed + 1))
+    note_failure "Node $major" "Node $major could not be set up"
     summary+=("Node $major: not set up, counted as 1 failure")
     continue
   fi
@@ -70,14 +63,14 @@ for major in $majors; do
     "$prefix/bin/node" node_modules/ava/entrypoints/cli.mjs)
   if [ "$#" -gt 0 ] || [ "${KDR_ALL_NODES_FULL:-}" = 1 ]; then
     "${on_node[@]}" "$@" 2>&1 | tee "$logs/all.log"
-    count_ava "$logs/all.log" "${PIPESTATUS[0]}"
+    count_ava "$logs/all.log" "${PIPESTATUS[0]}" "Node $major"
   else
     echo "-- Node $major: unit tests (npm run test:unit)"
     "${on_node[@]}" --match='!*[integration]*' 2>&1 | tee "$logs/unit.log"
-    count_ava "$logs/unit.log" "${PIPESTATUS[0]}"
+    count_ava "$logs/unit.log" "${PIPESTATUS[0]}" "Node $major, unit"
     echo "-- Node $major: the integration tests of ${REDUCED_INTEGRATION[*]}"
     "${on_node[@]}" --match='*[integration]*' "${REDUCED_INTEGRATION[@]}" 2>&1 | tee "$logs/integration.log"
-    count_ava "$logs/integration.log" "${PIPESTATUS[0]}"
+    count_ava "$logs/integration.log" "${PIPESTATUS[0]}" "Node $major, integration"
   fi
   summary+=("Node $("$prefix/bin/node" --version): $((passed - p0)) passed, $((failed - f0)) failed, $((SECONDS - started)) s")
 done
@@ -87,6 +80,7 @@ if [ "$ran" = 0 ]; then
 fi
 
 echo
+if [ "$own_failures" = 1 ] && [ -s "$AVA_FAILURES" ]; then echo "== failed"; cat "$AVA_FAILURES"; echo; fi
 printf '%s\n' "${summary[@]}"
 echo "${passed} passed, ${failed} failed"
 [ "$failed" = 0 ]

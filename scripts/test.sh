@@ -23,6 +23,10 @@ trap stop_broker EXIT
 logs="$(mktemp -d)"
 passed=0
 failed=0
+# shellcheck source=scripts/ava-count.sh
+source scripts/ava-count.sh
+export AVA_FAILURES="$logs/failures.txt"
+: >"$AVA_FAILURES"
 
 echo "== cargo test (release profile, sharing the addon's build)"
 # `napi build` always passes --target; the same profile and target share its dependency build
@@ -34,6 +38,7 @@ while read -r p f; do
   passed=$((passed + p)); failed=$((failed + f))
 done < <(sed -nE 's/^test result: [a-zA-Z]+\. ([0-9]+) passed; ([0-9]+) failed.*/\1 \2/p' "$logs/cargo.log")
 if [ "$cargo_status" != 0 ] && ! grep -q '^test result:' "$logs/cargo.log"; then failed=$((failed + 1)); fi
+note_failure "cargo test" "$(grep -E '^test .* FAILED$|^---- .* stdout ----$' "$logs/cargo.log")"
 
 cargo_passed=$passed
 cargo_failed=$failed
@@ -42,15 +47,7 @@ echo "== ava"
 ava_started=$SECONDS
 npx ava "$@" 2>&1 | tee "$logs/ava.log"
 ava_status=${PIPESTATUS[0]}
-ava_passed=$(sed -nE 's/^ *([0-9]+) tests? passed.*/\1/p' "$logs/ava.log" | tail -1)
-# ava prints `N tests passed` only when nothing failed; otherwise the passed tests are its ✔ lines.
-[ -n "$ava_passed" ] || ava_passed=$(grep -E '^ *✔ ' "$logs/ava.log" | grep -cv '✔ \[expected fail\]')
-ava_failed=$(sed -nE 's/^ *([0-9]+) tests? failed.*/\1/p' "$logs/ava.log" | tail -1)
-ava_skipped=$(sed -nE 's/^ *([0-9]+) tests? skipped.*/\1/p' "$logs/ava.log" | tail -1)
-passed=$((passed + ${ava_passed:-0}))
-failed=$((failed + ${ava_failed:-0}))
-if [ "$ava_status" != 0 ] && [ -z "$ava_failed" ]; then failed=$((failed + 1)); fi
-if [ -n "$ava_skipped" ]; then echo "ava skipped $ava_skipped test(s): skipped tests count as failures here"; failed=$((failed + ava_skipped)); fi
+count_ava "$logs/ava.log" "$ava_status" "Node $(node --version)"
 
 this_node="Node $(node --version) (this Node): $((passed - cargo_passed)) passed, $((failed - cargo_failed)) failed, $((SECONDS - ava_started)) s"
 other_status=0
@@ -73,6 +70,8 @@ if [ -n "$other_nodes" ]; then
 fi
 
 echo
+# The failures again, last, where CI's tail of the output shows them.
+if [ -s "$AVA_FAILURES" ]; then echo "== failed"; cat "$AVA_FAILURES"; echo; fi
 if [ -n "$other_nodes" ]; then
   echo "cargo test: $cargo_passed passed, $cargo_failed failed"
   echo "$this_node"
