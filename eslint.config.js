@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'ts/native.js', 'ts/native.d.ts', 'npm/**', 'docs/**', 'bench/results/**'] },
+  { ignores: ['dist/**', 'node_modules/**', 'ts/native.js', 'ts/native.d.ts', 'npm/**', 'docs/**', 'bench/results/**', 'dist-bench/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

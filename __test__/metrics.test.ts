@@ -4,6 +4,10 @@ import { lagsFromStatistics, parseStatistics, stoppedFromStatistics, type Librdk
 import { Gauge, Registry } from 'prom-client';
 import { PipelineMetrics } from '../ts/metrics/metrics.js';
 import { startMetricsServer } from '../ts/metrics/server.js';
+import { join } from 'node:path';
+import { EVENT_COLUMNS, createTableWithPython } from './helpers/delta.js';
+import { tempDir } from './helpers/env.js';
+import { openStage, pack, range } from './helpers/stage.js';
 
 // The parts of a librdkafka statistics report the lag comes from (other fields left out).
 const STATISTICS = JSON.stringify({
@@ -66,6 +70,27 @@ test('the consumer lag gauge shows the partitions of the latest report only', as
   const text = await metrics.registry.metrics();
   t.regex(text, /^kafka_delta_consumer_lag\{topic="events",partition="0"\} 7$/m);
   t.notRegex(text, /partition="1"/);
+});
+
+test("the native memory gauge reads jemalloc: live bytes grow with a native allocation, resident holds them", async (t) => {
+  const metrics = new PipelineMetrics({ defaultMetrics: false });
+  const read = async () => {
+    const values = (await metrics.registry.getSingleMetric('kafka_delta_native_memory_bytes')?.get())?.values ?? [];
+    const of = (kind: string) => values.find((v) => v.labels.kind === kind)?.value ?? Number.NaN;
+    return { allocated: of('allocated'), resident: of('resident') };
+  };
+  const before = await read();
+  t.true(before.allocated > 0, `allocated ${before.allocated}`);
+  t.true(before.resident >= before.allocated, `resident ${before.resident} ≥ allocated ${before.allocated}`);
+  // Staged rows are native Arrow allocations: 200k events held by a stage.
+  const table = join(tempDir(), 'events');
+  createTableWithPython(table, EVENT_COLUMNS, ['date_col']);
+  const { stage } = await openStage(table);
+  stage.assigned([{ topicIndex: 0, partition: 0, nextOffset: 0 }]);
+  t.is((await stage.append(pack(range(0, 0, 199_999)))).stagedRows, 200_000);
+  const staged = await read();
+  t.true(staged.allocated > before.allocated + 8 * 2 ** 20, `allocated ${before.allocated} → ${staged.allocated}`);
+  t.true(staged.resident >= staged.allocated);
 });
 
 test('the Grafana dashboard queries only series the pipeline exports', async (t) => {

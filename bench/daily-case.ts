@@ -1,6 +1,6 @@
 /**
  * One daily-flush measurement (issue #16) in its own process, against the local broker:
- * `node --import tsx bench/daily-case.ts <insert|dedup|merge>-<capped|uncapped> <topic> <messages>`
+ * `node dist-bench/daily-case.js <insert|dedup|merge>-<capped|uncapped> <topic> <messages>`
  * prints one JSON line.
  *
  * The whole data set is staged and written in ONE flush, as `batch.schedule: "02:00"` would do
@@ -18,7 +18,7 @@ import { appendFileSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Pipeline, createTable, nativeFlushProgress, nativeStepTotals, parseConfig } from '../ts/index.js';
+import { Pipeline, createTable, nativeFlushProgress, nativeMemory, nativeStepTotals, parseConfig } from '../dist/index.js';
 import { BENCH_COLUMNS, BENCH_DAYS_COLUMN } from './data-set.js';
 import { distinctEvents, expectedRows } from './daily-data.js';
 
@@ -94,7 +94,10 @@ function sampler(run: Pipeline, stagingDir: string, messages: number, started: n
     }
     if (TRACE) {
       const p = nativeFlushProgress();
-      appendFileSync(TRACE, `${((performance.now() - started) / 1000).toFixed(1)} rss=${rss >> 10} anon=${statusKiB('RssAnon') >> 10} file=${statusKiB('RssFile') >> 10} consumed=${consumed} flush=${p.phase}:${p.rowsDone}/${p.rowsTotal}\n`);
+      // Node's share of the anonymous memory: V8's heap and the Buffers outside it (Kafka payloads).
+      const js = process.memoryUsage();
+      const mib = (bytes: number) => Math.round(bytes / 2 ** 20);
+      appendFileSync(TRACE, `${((performance.now() - started) / 1000).toFixed(1)} rss=${rss >> 10} anon=${statusKiB('RssAnon') >> 10} file=${statusKiB('RssFile') >> 10} heap=${mib(js.heapTotal)} external=${mib(js.external)} native=${mib(nativeMemory().allocatedBytes)}/${mib(nativeMemory().residentBytes)} consumed=${consumed} flush=${p.phase}:${p.rowsDone}/${p.rowsTotal}\n`);
     }
     s.spillDirBytes = Math.max(s.spillDirBytes, dirBytes(stagingDir));
     s.spillGaugeBytes = Math.max(s.spillGaugeBytes, await metricSum(run, 'kafka_delta_staged_bytes', { location: 'disk' }));
@@ -158,7 +161,7 @@ async function main(): Promise<void> {
     await createTable(table, BENCH_COLUMNS, [BENCH_DAYS_COLUMN]);
     let prefill = { rows: 0, seconds: 0 };
     if (kind === 'merge') {
-      const out = execFileSync(process.execPath, ['--import', 'tsx', here('./daily-prefill.ts'), table, String(distinctEvents(messages))], {
+      const out = execFileSync(process.execPath, [here('./daily-prefill.js'), table, String(distinctEvents(messages))], {
         encoding: 'utf8',
         stdio: ['ignore', 'pipe', 'inherit'],
       });

@@ -9,7 +9,7 @@
  * The MERGE cases also need a target table that already holds 30 days: {@link prefillPayload}
  * makes those rows, part of the flush day's overlapping the data set's keys.
  */
-import { createTopic, produceMessages, type OutgoingMessage } from '../ts/tools/kafka-admin.js';
+import { createTopic, produceMessages, type OutgoingMessage } from '../dist/tools/kafka-admin.js';
 import { BENCH_DAYS_COLUMN, messagesIn, seededRandom } from './data-set.js';
 
 /** The day every message of the data set falls on. */

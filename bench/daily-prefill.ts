@@ -1,14 +1,14 @@
 /**
  * Pre-fills the MERGE target of the daily benchmark, in its own process so that the measured
  * process's peak RSS is the ingest's alone:
- * `node --import tsx bench/daily-prefill.ts <table> <distinct>` prints one JSON line.
+ * `node dist-bench/daily-prefill.js <table> <distinct>` prints one JSON line.
  *
  * Writes {@link PREFILL_DAYS} days of {@link PREFILL_ROWS_PER_DAY} rows through the library
  * (a stage fed packed messages as the consumer packs them, then `commitRows`), one commit per
  * day, as a daily flush would have left the table. The positions go to a topic of its own
  * (`prefill`), so they never touch the measured pipeline's.
  */
-import { DeltaTarget, type MessageBatch } from '../ts/index.js';
+import { DeltaTarget, type MessageBatch } from '../dist/index.js';
 import { BENCH_DAYS_COLUMN } from './data-set.js';
 import { PREFILL_ROWS_PER_DAY, prefillDays, prefillPayload } from './daily-data.js';
 

@@ -3,8 +3,8 @@
  * sent twice (producer retries), produced once per size into a topic named after its version.
  */
 import Kafka from 'node-rdkafka';
-import type { ColumnSpec } from '../ts/index.js';
-import { createTopic, produceMessages, type OutgoingMessage } from '../ts/tools/kafka-admin.js';
+import type { ColumnSpec } from '../dist/index.js';
+import { createTopic, produceMessages, type OutgoingMessage } from '../dist/tools/kafka-admin.js';
 
 export const BENCH_DAYS_COLUMN = 'date_col';
 

@@ -1,12 +1,12 @@
 /**
  * One dedup measurement in its own process (the native pool's size is fixed at first use):
- * `node --import tsx bench/dedup-case.ts <rows> <native|typescript> [threads]` prints one JSON line.
+ * `node dist-bench/dedup-case.js <rows> <native|typescript> [threads]` prints one JSON line.
  *
  * Data: `rows` records (id, version, name, amount); 80% distinct ids, 20% repeats of earlier ids,
  * in shuffled order. Both implementations keep the greatest version per id (`last`).
  */
 import { Float64, Int32, Table, Utf8, tableFromIPC, tableToIPC, vectorFromArray } from 'apache-arrow';
-import { configureThreads, dedup, nativeStepTotals } from '../ts/index.js';
+import { configureThreads, dedup, nativeStepTotals } from '../dist/index.js';
 import { seededRandom } from './data-set.js';
 
 interface Row {

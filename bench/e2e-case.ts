@@ -1,6 +1,6 @@
 /**
  * One end-to-end measurement in its own process, against the local broker:
- * `node --import tsx bench/e2e-case.ts <consume|insert|merge> <topic> <messages>` prints one JSON
+ * `node dist-bench/e2e-case.js <consume|insert|merge> <topic> <messages>` prints one JSON
  * line.
  *
  * - consume: node-rdkafka `consume(1000)` in a loop, messages discarded (our consumer's ceiling,
@@ -14,7 +14,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Kafka from 'node-rdkafka';
-import { Pipeline, createTable, nativeStepTotals, parseConfig } from '../ts/index.js';
+import { Pipeline, createTable, nativeStepTotals, parseConfig } from '../dist/index.js';
 import { BENCH_COLUMNS, BENCH_DAYS_COLUMN } from './data-set.js';
 
 const BROKERS = `127.0.0.1:${process.env.KAFKA_PORT ?? '9092'}`;

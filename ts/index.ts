@@ -42,5 +42,5 @@ export type {
   StagingRecovery,
 } from './stage.js';
 export { FlushSchedule, systemClock, type Clock, type FlushTrigger, type FlushScheduleOptions } from './pipeline/schedule.js';
-export { configureThreads, nativeFlushProgress, nativeStepTotals, nativeVersions } from './native.js';
-export type { FlushPhase, FlushProgressTotals, NativeStepTotals, StepTotals } from './native.js';
+export { configureThreads, nativeFlushProgress, nativeMemory, nativeStepTotals, nativeVersions } from './native.js';
+export type { FlushPhase, FlushProgressTotals, NativeMemory, NativeStepTotals, StepTotals } from './native.js';

@@ -7,6 +7,7 @@ import type { Message } from 'node-rdkafka';
 import type { FlushSummary } from '../pipeline/flush.js';
 import { nativeStepTotals, nativeStorageRetries, type NativeStepTotals } from '../native.js';
 import { registerFlushProgress } from './flush-progress.js';
+import { registerNativeMemory } from './native-memory.js';
 
 const NATIVE_STEPS = ['decode', 'dedup', 'write'] as const satisfies ReadonlyArray<keyof NativeStepTotals>;
 
@@ -137,6 +138,7 @@ export class PipelineMetrics {
     nativeStepCounter('kafka_delta_native_step_calls_total', 'Calls of native steps; process-wide.', 'calls', registers);
     nativeStepCounter('kafka_delta_native_step_rows_total', 'Rows through native steps (decode: messages, dedup: rows in, write: rows written); process-wide.', 'rows', registers);
     registerFlushProgress(registers);
+    registerNativeMemory(registers);
     this.#brokerUp = new Gauge({
       name: 'kafka_delta_broker_up',
       help: '1 while the consumer reaches a Kafka broker, 0 while every broker is unreachable (librdkafka keeps retrying).',
