@@ -191,15 +191,17 @@ test.serial('[integration] kill -9 at several points of a long consolidating MER
   const { topic, rows } = await produced;
   const capped = setup(topic, 'merge', CAP);
   const before = preFill(capped.table);
-  // Each run is killed a little further into the flush: after its 1st, 2nd, 4th and 6th unit of
-  // the (at least 8) it consolidates, so every kill lands inside the flush however fast it runs
-  // (a restart recovers the spilled day and flushes it again from the start).
-  const unitDone = /"msg":"flush progress: consolidated a bucket range"/;
+  // Each run is killed a little further into the flush: 0 to 450 ms after it started (a restart
+  // recovers the spilled day and flushes it again from the start). The trigger is the flush's
+  // own start line, written at once; native progress lines reach the output only every 500 ms,
+  // so a kill waiting for them could land after a fast flush had committed.
+  const flushStarted = /"msg":"flush started"/;
   const { killed } = await killRunsAt(
-    ['--config', capped.configPath, '--until-caught-up'],
-    [1, 2, 4, 6].map((count) => ({ line: unitDone, count })),
+    ['--config', capped.configPath, '--until-caught-up', '--logging.level=DEBUG'],
+    [0, 50, 100, 200, 300, 450].map((delayMs) => ({ line: flushStarted, count: 1, delayMs })),
   );
-  t.true(killed >= 3, `killed during the flush (${killed} times)`);
+  t.log(`killed during the flush ${killed} times of 6`);
+  t.true(killed >= 3, `killed during the flush (${killed} times of 6)`);
   run(capped.configPath);
   t.deepEqual(sorted(readTable(capped.table).rows), sorted(merged(before, rows)));
 });

@@ -241,15 +241,18 @@ impl StagedSegment {
         self.read(env, |d| d.spilled_rows() as f64)
     }
 
-    /// After the segment's commits: deletes its spill files (the table now holds their rows).
+    /// After the segment's commits: frees its rows in memory and deletes its spill files (the
+    /// table now holds their rows); reads of it then see an empty segment.
     #[napi(ts_return_type = "Promise<void>")]
     pub fn release<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, ()>> {
         let data = self.data.clone();
         spawn(
             env,
             off_thread(move || {
-                let guard = lock(&data)?;
-                let Some(segment) = guard.as_ref() else {
+                // The rows in memory go now, not when V8 collects this handle: it cannot see
+                // their size, and a daemon's committed segments piled up (native memory grew
+                // by a segment per flush: 61 → 275 MiB over four 250k-row flushes).
+                let Some(segment) = lock(&data)?.take() else {
                     return Ok(());
                 };
                 if let Some(staging) = &segment.staging {

@@ -49,7 +49,7 @@ export class StagedSegment {
     return nativeSync(() => this.#native.spilledRows);
   }
 
-  /** Deletes the segment's spill files; call once the table holds its rows. */
+  /** Frees the segment: its rows in memory and its spill files; call once the table holds its rows. */
   release(): Promise<void> {
     return native(this.#native.release());
   }

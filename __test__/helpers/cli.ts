@@ -100,7 +100,7 @@ export async function killRunsAt(args: string[], triggers: readonly KillTrigger[
       killed += 1;
     }
     const code = await cli.exited;
-    outputs.push(`exit ${code}:\n${cli.output().slice(-2500)}`);
+    outputs.push(`exit ${code} signal ${cli.child.signalCode}:\n${cli.output().slice(-2500)}`);
   }
   return { killed, outputs };
 }
