@@ -73,6 +73,17 @@ test('the consumer lag gauge shows the partitions of the latest report only', as
   t.notRegex(text, /partition="1"/);
 });
 
+/** A fresh table and a stage holding `rows` events of partition 0, staged in native memory. */
+async function stagedEvents(rows: number) {
+  const table = join(tempDir(), 'events');
+  createTableWithPython(table, EVENT_COLUMNS, ['date_col']);
+  const { target, stage } = await openStage(table);
+  stage.assigned([{ topicIndex: 0, partition: 0, nextOffset: 0 }]);
+  const messages = range(0, 0, rows - 1);
+  const appended = await stage.append(pack(messages));
+  return { table, target, stage, messages, appended };
+}
+
 test.serial("the native memory gauge reads jemalloc: live bytes grow with a native allocation, resident holds them", async (t) => {
   const metrics = new PipelineMetrics({ defaultMetrics: false });
   const read = async () => {
@@ -84,22 +95,15 @@ test.serial("the native memory gauge reads jemalloc: live bytes grow with a nati
   t.true(before.allocated > 0, `allocated ${before.allocated}`);
   t.true(before.resident >= before.allocated, `resident ${before.resident} ≥ allocated ${before.allocated}`);
   // Staged rows are native Arrow allocations: 200k events held by a stage.
-  const table = join(tempDir(), 'events');
-  createTableWithPython(table, EVENT_COLUMNS, ['date_col']);
-  const { stage } = await openStage(table);
-  stage.assigned([{ topicIndex: 0, partition: 0, nextOffset: 0 }]);
-  t.is((await stage.append(pack(range(0, 0, 199_999)))).stagedRows, 200_000);
+  const { appended } = await stagedEvents(200_000);
+  t.is(appended.stagedRows, 200_000);
   const staged = await read();
   t.true(staged.allocated > before.allocated + 8 * 2 ** 20, `allocated ${before.allocated} → ${staged.allocated}`);
   t.true(staged.resident >= staged.allocated);
 });
 
 test.serial('a committed segment frees its rows in memory at release, not when V8 collects its handle', async (t) => {
-  const table = join(tempDir(), 'events');
-  createTableWithPython(table, EVENT_COLUMNS, ['date_col']);
-  const { target, stage } = await openStage(table);
-  stage.assigned([{ topicIndex: 0, partition: 0, nextOffset: 0 }]);
-  await stage.append(pack(range(0, 0, 199_999)));
+  const { table, target, stage, messages } = await stagedEvents(200_000);
   const segment = stage.take();
   await target.commitRows(segment, [{ topicIndex: 0, partition: 0, appId: 't:0' }], { maxAttempts: 3 });
   const held = nativeMemory().allocatedBytes;
@@ -110,7 +114,7 @@ test.serial('a committed segment frees its rows in memory at release, not when V
   t.true(held - released > 8 * 2 ** 20, `allocated ${held} → ${released} after release`);
   t.is(segment.rows, 0);
   const ids = readTable(table).rows.map((r) => String(r.id)).sort();
-  t.deepEqual(ids, range(0, 0, 199_999).map((m) => (JSON.parse(m.payload) as { id: string }).id).sort());
+  t.deepEqual(ids, messages.map((m) => (JSON.parse(m.payload) as { id: string }).id).sort());
 });
 
 test('the Grafana dashboard queries only series the pipeline exports', async (t) => {

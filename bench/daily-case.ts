@@ -96,8 +96,9 @@ function sampler(run: Pipeline, stagingDir: string, messages: number, started: n
       const p = nativeFlushProgress();
       // Node's share of the anonymous memory: V8's heap and the Buffers outside it (Kafka payloads).
       const js = process.memoryUsage();
+      const native = nativeMemory();
       const mib = (bytes: number) => Math.round(bytes / 2 ** 20);
-      appendFileSync(TRACE, `${((performance.now() - started) / 1000).toFixed(1)} rss=${rss >> 10} anon=${statusKiB('RssAnon') >> 10} file=${statusKiB('RssFile') >> 10} heap=${mib(js.heapTotal)} external=${mib(js.external)} native=${mib(nativeMemory().allocatedBytes)}/${mib(nativeMemory().residentBytes)} consumed=${consumed} flush=${p.phase}:${p.rowsDone}/${p.rowsTotal}\n`);
+      appendFileSync(TRACE, `${((performance.now() - started) / 1000).toFixed(1)} rss=${rss >> 10} anon=${statusKiB('RssAnon') >> 10} file=${statusKiB('RssFile') >> 10} heap=${mib(js.heapTotal)} external=${mib(js.external)} native=${mib(native.allocatedBytes)}/${mib(native.residentBytes)} consumed=${consumed} flush=${p.phase}:${p.rowsDone}/${p.rowsTotal}\n`);
     }
     s.spillDirBytes = Math.max(s.spillDirBytes, dirBytes(stagingDir));
     s.spillGaugeBytes = Math.max(s.spillGaugeBytes, await metricSum(run, 'kafka_delta_staged_bytes', { location: 'disk' }));
