@@ -15,6 +15,7 @@ mod js_error;
 mod json;
 mod keys;
 mod logging;
+mod maintenance;
 mod memory;
 mod merge;
 mod messages;

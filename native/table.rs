@@ -227,6 +227,19 @@ impl DeltaTarget {
         })
     }
 
+    /// Writes a checkpoint of the newest version and removes the expired log files.
+    #[napi(ts_return_type = "Promise<CheckpointResult>")]
+    pub fn checkpoint<'env>(
+        &self,
+        env: &'env Env,
+    ) -> napi::Result<PromiseRaw<'env, crate::maintenance::CheckpointResult>> {
+        let target = self.target.clone();
+        spawn(
+            env,
+            async move { crate::maintenance::checkpoint(&target).await },
+        )
+    }
+
     /// The versions the table's log records for these application ids, at its latest version.
     #[napi(ts_return_type = "Promise<Array<TxnVersion>>")]
     pub fn txn_versions<'env>(

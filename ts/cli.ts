@@ -28,6 +28,7 @@ import { startMetricsServer, type MetricsServer } from './metrics/server.js';
 import { nativeVersions } from './native.js';
 import { Pipeline } from './pipeline/pipeline.js';
 import { validateTarget } from './pipeline/validate.js';
+import { DeltaTarget } from './table.js';
 
 export const EXIT = { ok: 0, failure: 1, config: 2, table: 3, kafka: 4, forced: 130 } as const;
 
@@ -99,6 +100,21 @@ async function validate(configPath: string, overrides: Record<string, unknown>):
     out.write(`${result.table.columns.length} columns, writable in ${config.delta.mode} mode\n`);
     out.write(`topics: ${config.kafka.topics.join(', ')} (group ${config.kafka.groupId})\n`);
     out.write(`dead letters: ${result.deadLetterSink}\n`);
+    return EXIT.ok;
+  } catch (error) {
+    return report(error, secrets);
+  }
+}
+
+/** `checkpoint`: a checkpoint of the table's newest version and the cleanup of its expired log. */
+async function checkpoint(configPath: string, overrides: Record<string, unknown>): Promise<number> {
+  let secrets: string[] = [];
+  try {
+    const config = await loadConfig({ path: configPath, overrides });
+    secrets = secretValues(config);
+    const target = await DeltaTarget.open(config.delta.tablePath, config.delta.storageOptions, config.delta.storageRetry);
+    const result = await target.checkpoint();
+    process.stdout.write(`table ${target.uri}: checkpoint at version ${result.version}, ${result.logFilesRemoved} expired log files removed\n`);
     return EXIT.ok;
   } catch (error) {
     return report(error, secrets);
@@ -220,6 +236,14 @@ export async function main(args: readonly string[]): Promise<number> {
       (y) => y,
       async (argv) => {
         code = await validate(argv.config, overridesFrom(argv));
+      },
+    )
+    .command(
+      'checkpoint',
+      "Write a checkpoint of the table's newest version, then remove the log files older than its delta.logRetentionDuration",
+      (y) => y,
+      async (argv) => {
+        code = await checkpoint(argv.config, overridesFrom(argv));
       },
     )
     .epilog(

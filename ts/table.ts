@@ -5,6 +5,7 @@
 import {
   DeltaTarget as NativeDeltaTarget,
   createTable as nativeCreateTable,
+  type CheckpointResult,
   type ColumnSpec,
   type CommitResult,
   type DeadLetterRecord,
@@ -23,7 +24,7 @@ import { DEFAULT_STORAGE_RETRY } from './storage-retry.js';
 import { nativeSegment, type StagedSegment } from './segment.js';
 import { Stage, nativeStage, type StageOptions } from './stage.js';
 
-export type { ColumnSpec, CommitResult, DeadLetterRecord, DedupOptions, TxnVersion, MergeOptions, MergeStats, PartitionAppId, PartitionSummary, StorageRetryOptions, TableInfo, WriteMode };
+export type { CheckpointResult, ColumnSpec, CommitResult, DeadLetterRecord, DedupOptions, TxnVersion, MergeOptions, MergeStats, PartitionAppId, PartitionSummary, StorageRetryOptions, TableInfo, WriteMode };
 
 /** How {@link DeltaTarget.commitRows} writes a segment's rows. */
 export interface RowCommitOptions {
@@ -88,6 +89,14 @@ export class DeltaTarget {
   /** Reloads the latest version; returns it. */
   refresh(): Promise<number> {
     return native(this.#native.refresh());
+  }
+
+  /**
+   * Writes a checkpoint of the newest version (with every partition's position in it), then
+   * removes the log files before it older than the table's `delta.logRetentionDuration`.
+   */
+  checkpoint(): Promise<CheckpointResult> {
+    return native(this.#native.checkpoint());
   }
 
   /** The last offsets recorded for these app ids; ids never written are absent from the map. */

@@ -62,6 +62,11 @@ export function addColumnWithPython(path: string, name: string, type: string): v
   python(['add-column', path, name, type]);
 }
 
+/** The last checkpoint of a local table: its version and the txn versions its Parquet file holds. */
+export function lastCheckpoint(path: string): { version: number; txns: Record<string, number> } {
+  return python(['checkpoint', path]);
+}
+
 /** Appends rows, as another writer would. */
 export function appendWithPython(path: string, rows: Array<Record<string, unknown>>): void {
   const text = JSON.stringify(rows);

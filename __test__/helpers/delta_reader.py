@@ -11,6 +11,8 @@ Commands (JSON on stdout):
   append PATH ROWS_JSON            appends rows (a JSON list of objects) in the table's schema
   set-property PATH KEY VALUE      sets a table property (another writer's metadata change)
   add-column PATH NAME TYPE        adds a nullable column (another writer's schema change)
+  checkpoint PATH                  the last checkpoint (_last_checkpoint's version) and the txn
+                                   actions its Parquet file holds, read with pyarrow
 
 Object-store tables (s3://...) take their storage options from the KDR_STORAGE_OPTIONS
 environment variable (a JSON object).
@@ -106,11 +108,23 @@ def add_column(path, name, type_name):
     print(json.dumps({"version": DeltaTable(path, storage_options=OPTIONS).version()}))
 
 
+def checkpoint(path):
+    import pyarrow.parquet as pq
+
+    log = os.path.join(path, "_delta_log")
+    with open(os.path.join(log, "_last_checkpoint")) as f:
+        version = json.load(f)["version"]
+    actions = pq.read_table(os.path.join(log, f"{version:020d}.checkpoint.parquet")).to_pylist()
+    txns = {a["txn"]["appId"]: a["txn"]["version"] for a in actions if a.get("txn")}
+    print(json.dumps({"version": version, "txns": txns}))
+
+
 if __name__ == "__main__":
     command, *args = sys.argv[1:]
     {"read": lambda: read(*args), "txn": lambda: txn(args[0], args[1:]), "create": lambda: create(*args),
      "set-txn": lambda: set_txn(*args), "append": lambda: append(*args),
-     "set-property": lambda: set_property(*args), "add-column": lambda: add_column(*args)}[command]()
+     "set-property": lambda: set_property(*args), "add-column": lambda: add_column(*args),
+     "checkpoint": lambda: checkpoint(*args)}[command]()
     sys.stdout.flush()
     # deltalake's runtime threads can abort the interpreter's teardown ("terminate called without
     # an active exception"); the answer is already written, so leave without it.
