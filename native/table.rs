@@ -240,6 +240,19 @@ impl DeltaTarget {
         )
     }
 
+    /// Removes the data files no version references, past the retention (see `maintenance.rs`).
+    #[napi(ts_return_type = "Promise<VacuumResult>")]
+    pub fn vacuum<'env>(
+        &self,
+        env: &'env Env,
+        options: crate::maintenance::VacuumOptions,
+    ) -> napi::Result<PromiseRaw<'env, crate::maintenance::VacuumResult>> {
+        let target = self.target.clone();
+        spawn(env, async move {
+            crate::maintenance::vacuum(&target, options).await
+        })
+    }
+
     /// The versions the table's log records for these application ids, at its latest version.
     #[napi(ts_return_type = "Promise<Array<TxnVersion>>")]
     pub fn txn_versions<'env>(

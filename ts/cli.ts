@@ -38,7 +38,7 @@ const packageVersion = (): string => {
 };
 
 /** Options that are not config overrides. */
-const OWN_OPTIONS = new Set(['_', '$0', 'config', 'c', 'until-caught-up', 'untilCaughtUp', 'dry-run', 'dryRun', 'help', 'version']);
+const OWN_OPTIONS = new Set(['_', '$0', 'config', 'c', 'until-caught-up', 'untilCaughtUp', 'dry-run', 'dryRun', 'force', 'help', 'version']);
 
 /** Free-form maps whose keys contain dots themselves (`fetch.min.bytes`). */
 const DOTTED_KEY_MAPS: ReadonlyArray<readonly [string, string]> = [
@@ -115,6 +115,23 @@ async function checkpoint(configPath: string, overrides: Record<string, unknown>
     const target = await DeltaTarget.open(config.delta.tablePath, config.delta.storageOptions, config.delta.storageRetry);
     const result = await target.checkpoint();
     process.stdout.write(`table ${target.uri}: checkpoint at version ${result.version}, ${result.logFilesRemoved} expired log files removed\n`);
+    return EXIT.ok;
+  } catch (error) {
+    return report(error, secrets);
+  }
+}
+
+/** `vacuum`: removes the unreferenced data files past the retention, or lists them (`--dry-run`). */
+async function vacuum(configPath: string, overrides: Record<string, unknown>, options: { dryRun: boolean; force: boolean }): Promise<number> {
+  let secrets: string[] = [];
+  try {
+    const config = await loadConfig({ path: configPath, overrides });
+    secrets = secretValues(config);
+    const target = await DeltaTarget.open(config.delta.tablePath, config.delta.storageOptions, config.delta.storageRetry);
+    const result = await target.vacuum(options);
+    const verb = result.dryRun ? 'would remove' : 'removed';
+    process.stdout.write(`table ${target.uri}: ${verb} ${result.files.length} files older than ${result.retentionHours} hours\n`);
+    for (const file of result.files) process.stdout.write(`  ${file}\n`);
     return EXIT.ok;
   } catch (error) {
     return report(error, secrets);
@@ -244,6 +261,17 @@ export async function main(args: readonly string[]): Promise<number> {
       (y) => y,
       async (argv) => {
         code = await checkpoint(argv.config, overridesFrom(argv));
+      },
+    )
+    .command(
+      'vacuum',
+      'Remove the data files no version references, older than the table\'s delta.deletedFileRetentionDuration (at least 7 days unless --force)',
+      (y) =>
+        y
+          .option('dry-run', { type: 'boolean', default: false, describe: 'List the files, remove nothing' })
+          .option('force', { type: 'boolean', default: false, describe: 'Honour a retention shorter than 7 days' }),
+      async (argv) => {
+        code = await vacuum(argv.config, overridesFrom(argv), { dryRun: argv['dry-run'], force: argv.force });
       },
     )
     .epilog(

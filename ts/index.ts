@@ -28,7 +28,7 @@ export { validateTarget } from './pipeline/validate.js';
 export type { ValidationReport } from './pipeline/validate.js';
 export { DeltaTarget, createTable } from './table.js';
 export { DEFAULT_STORAGE_RETRY } from './storage-retry.js';
-export type { CheckpointResult, ColumnSpec, CommitResult, DeadLetterRecord, MergeOptions, MergeStats, PartitionAppId, RowCommitOptions, TableInfo, TxnVersion, WriteMode } from './table.js';
+export type { CheckpointResult, ColumnSpec, CommitResult, DeadLetterRecord, MergeOptions, MergeStats, PartitionAppId, RowCommitOptions, TableInfo, TxnVersion, VacuumOptions, VacuumResult, WriteMode } from './table.js';
 export { Stage } from './stage.js';
 export { StagedSegment } from './segment.js';
 export type {

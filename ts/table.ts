@@ -17,6 +17,8 @@ import {
   type StorageRetryOptions,
   type TableInfo,
   type TxnVersion,
+  type VacuumOptions,
+  type VacuumResult,
   type WriteMode,
 } from './native.js';
 import { native, nativeSync } from './errors.js';
@@ -24,7 +26,7 @@ import { DEFAULT_STORAGE_RETRY } from './storage-retry.js';
 import { nativeSegment, type StagedSegment } from './segment.js';
 import { Stage, nativeStage, type StageOptions } from './stage.js';
 
-export type { CheckpointResult, ColumnSpec, CommitResult, DeadLetterRecord, DedupOptions, TxnVersion, MergeOptions, MergeStats, PartitionAppId, PartitionSummary, StorageRetryOptions, TableInfo, WriteMode };
+export type { CheckpointResult, ColumnSpec, CommitResult, DeadLetterRecord, DedupOptions, TxnVersion, MergeOptions, MergeStats, PartitionAppId, PartitionSummary, StorageRetryOptions, TableInfo, VacuumOptions, VacuumResult, WriteMode };
 
 /** How {@link DeltaTarget.commitRows} writes a segment's rows. */
 export interface RowCommitOptions {
@@ -97,6 +99,15 @@ export class DeltaTarget {
    */
   checkpoint(): Promise<CheckpointResult> {
     return native(this.#native.checkpoint());
+  }
+
+  /**
+   * Removes the data files no version references (rewritten by a MERGE or a compaction, or left
+   * by a write killed before its commit) once older than the table's
+   * `delta.deletedFileRetentionDuration`, and never younger than 7 days unless `force`.
+   */
+  vacuum(options: Partial<VacuumOptions> = {}): Promise<VacuumResult> {
+    return native(this.#native.vacuum({ dryRun: options.dryRun ?? false, force: options.force ?? false }));
   }
 
   /** The last offsets recorded for these app ids; ids never written are absent from the map. */

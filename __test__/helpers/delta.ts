@@ -67,6 +67,16 @@ export function lastCheckpoint(path: string): { version: number; txns: Record<st
   return python(['checkpoint', path]);
 }
 
+/** Compacts the small files, as another writer's optimize would. */
+export function compactWithPython(path: string): { removed: number; added: number } {
+  return python(['compact', path]);
+}
+
+/** The data files of the newest version, relative to the table's root, sorted. */
+export function activeFiles(path: string): string[] {
+  return python(['files', path]);
+}
+
 /** Appends rows, as another writer would. */
 export function appendWithPython(path: string, rows: Array<Record<string, unknown>>): void {
   const text = JSON.stringify(rows);

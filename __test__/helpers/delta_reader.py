@@ -11,6 +11,8 @@ Commands (JSON on stdout):
   append PATH ROWS_JSON            appends rows (a JSON list of objects) in the table's schema
   set-property PATH KEY VALUE      sets a table property (another writer's metadata change)
   add-column PATH NAME TYPE        adds a nullable column (another writer's schema change)
+  compact PATH                     compacts the small files (another writer's optimize)
+  files PATH                       the data files of the newest version, relative to the table
   checkpoint PATH                  the last checkpoint (_last_checkpoint's version) and the txn
                                    actions its Parquet file holds, read with pyarrow
 
@@ -108,6 +110,18 @@ def add_column(path, name, type_name):
     print(json.dumps({"version": DeltaTable(path, storage_options=OPTIONS).version()}))
 
 
+def compact(path):
+    metrics = DeltaTable(path, storage_options=OPTIONS).optimize.compact()
+    print(json.dumps({"removed": metrics["numFilesRemoved"], "added": metrics["numFilesAdded"]}))
+
+
+def files(path):
+    root = os.path.abspath(path)
+    uris = DeltaTable(path, storage_options=OPTIONS).file_uris()
+    local = [u[len("file://"):] if u.startswith("file://") else u for u in uris]
+    print(json.dumps(sorted(os.path.relpath(u, root) for u in local)))
+
+
 def checkpoint(path):
     import pyarrow.parquet as pq
 
@@ -124,7 +138,8 @@ if __name__ == "__main__":
     {"read": lambda: read(*args), "txn": lambda: txn(args[0], args[1:]), "create": lambda: create(*args),
      "set-txn": lambda: set_txn(*args), "append": lambda: append(*args),
      "set-property": lambda: set_property(*args), "add-column": lambda: add_column(*args),
-     "checkpoint": lambda: checkpoint(*args)}[command]()
+     "checkpoint": lambda: checkpoint(*args),
+     "compact": lambda: compact(*args), "files": lambda: files(*args)}[command]()
     sys.stdout.flush()
     # deltalake's runtime threads can abort the interpreter's teardown ("terminate called without
     # an active exception"); the answer is already written, so leave without it.

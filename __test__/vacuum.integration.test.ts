@@ -1,0 +1,102 @@
+/**
+ * `kafka-delta-rust vacuum` (issue #13) removes only what it may: data files no version
+ * references once past the table's `delta.deletedFileRetentionDuration`, never younger than 7
+ * days unless `--force`, and the orphans of writes that never committed; every file of the newest
+ * version stays. Tables come from the real broker and are compacted and read back by Python's
+ * deltalake.
+ */
+import test from 'ava';
+import { copyFileSync, existsSync, readdirSync, statSync, utimesSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { createTopic, produceMessages, type OutgoingMessage } from '../ts/tools/kafka-admin.js';
+import { runCli } from './helpers/cli.js';
+import { EVENT_COLUMNS, activeFiles, compactWithPython, createTableWithPython, readTable } from './helpers/delta.js';
+import { BROKERS, tempDir, testConfig, uniqueName, writeConfig } from './helpers/env.js';
+
+const DAYS = ['2026-11-21', '2026-11-22'];
+const DAY = 86_400_000;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function events(topic: string, from: number, count: number): OutgoingMessage[] {
+  return Array.from({ length: count }, (_, i) => {
+    const seq = from + i;
+    const value = { id: `${topic}-${seq}`, seq, amount: seq / 10, note: `n${seq % 7}`, date_col: DAYS[seq % 2] };
+    return { value: JSON.stringify(value), partition: 0 };
+  });
+}
+
+/** Every Parquet file under the table's partition directories, relative to its root, sorted. */
+function dataFiles(table: string): string[] {
+  const out: string[] = [];
+  const walk = (dir: string) => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      if (entry.name.startsWith('_')) continue;
+      const path = join(dir, entry.name);
+      if (entry.isDirectory()) walk(path);
+      else if (entry.name.endsWith('.parquet')) out.push(relative(table, path));
+    }
+  };
+  walk(table);
+  return out.sort();
+}
+
+/** The first lines of a vacuum's output list the files, indented. */
+function listed(stdout: string): string[] {
+  return stdout
+    .split('\n')
+    .filter((l) => l.startsWith('  '))
+    .map((l) => l.trim())
+    .sort();
+}
+
+test.serial('[integration] vacuum removes old orphans, keeps young tombstones below 7 days unless forced, and never a file of the newest version', async (t) => {
+  const topic = uniqueName('kdr_vacuum');
+  await createTopic(BROKERS, topic, 1);
+  const dir = tempDir();
+  const table = join(dir, 'events');
+  createTableWithPython(table, EVENT_COLUMNS, ['date_col'], { 'delta.deletedFileRetentionDuration': 'interval 1 second' });
+  const configPath = writeConfig(dir, testConfig({ topics: [topic], group: uniqueName('kdr_group'), tablePath: table }));
+  for (let wave = 0; wave < 3; wave++) {
+    await produceMessages(BROKERS, topic, events(topic, wave * 200, 200));
+    const run = runCli(['--config', configPath, '--until-caught-up']);
+    t.is(run.status, 0, run.stderr);
+  }
+  const written = dataFiles(table);
+  t.true(compactWithPython(table).removed >= 4, 'the small files compacted away');
+  const active = activeFiles(table);
+  const tombstoned = written.filter((f) => !active.includes(f));
+  t.true(tombstoned.length >= 4);
+
+  // Two orphans, as a flush killed before its commit leaves: ten days old, and just written.
+  const sample = join(table, active[0] ?? '');
+  const oldOrphan = join(`date_col=${DAYS[0]}`, 'part-00000-orphan-old.snappy.parquet');
+  const youngOrphan = join(`date_col=${DAYS[0]}`, 'part-00000-orphan-young.snappy.parquet');
+  copyFileSync(sample, join(table, oldOrphan));
+  copyFileSync(sample, join(table, youngOrphan));
+  const tenDaysAgo = new Date(Date.now() - 10 * DAY);
+  utimesSync(join(table, oldOrphan), tenDaysAgo, tenDaysAgo);
+  await sleep(1_500);
+
+  const dry = runCli(['vacuum', '--config', configPath, '--dry-run']);
+  t.is(dry.status, 0, dry.stderr);
+  t.deepEqual(listed(dry.stdout), [oldOrphan], 'the 7-day floor keeps the young tombstones and the young orphan');
+  t.regex(dry.stdout, /would remove 1 files older than 168 hours/);
+  t.true(existsSync(join(table, oldOrphan)), 'a dry run removes nothing');
+
+  const plain = runCli(['vacuum', '--config', configPath]);
+  t.is(plain.status, 0, plain.stderr);
+  t.deepEqual(listed(plain.stdout), [oldOrphan]);
+  t.deepEqual(dataFiles(table), [...new Set([...written, ...active, youngOrphan])].sort(), 'only the old orphan went');
+
+  const forced = runCli(['vacuum', '--config', configPath, '--force']);
+  t.is(forced.status, 0, forced.stderr);
+  t.deepEqual(listed(forced.stdout), [...tombstoned, youngOrphan].sort(), 'forced: the table\'s own retention of a second');
+  t.regex(forced.stdout, /older than 0\.000\d+ hours/);
+  t.deepEqual(dataFiles(table), active, 'every file of the newest version stays');
+  t.true(statSync(join(table, active[0] ?? '')).size > 0);
+  t.deepEqual(
+    readTable(table).rows.map((r) => String(r.id)).sort(),
+    Array.from({ length: 600 }, (_, k) => `${topic}-${k}`).sort(),
+    'Python reads every row after the vacuum',
+  );
+});
