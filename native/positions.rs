@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use crate::decode::{OFFSET_COLUMN, PARTITION_COLUMN, TOPIC_COLUMN};
 use crate::error::{lock, CoreError, CoreResult};
 use crate::messages::Messages;
-use crate::retry::{backoff, classify_core, Failure, Retrying, StorageRetry};
+use crate::retry::{with_commit_retry, StorageRetry};
 
 /// Table property that expires txn entries; set, it would make us forget our Kafka positions.
 const TXN_RETENTION_PROPERTY: &str = "delta.setTransactionRetentionDuration";
@@ -449,22 +449,10 @@ pub async fn record_starts(
     retry: StorageRetry,
 ) -> CoreResult<Vec<String>> {
     let ids: Vec<String> = starts.iter().map(|s| s.app_id.clone()).collect();
-    let mut retrying = Retrying::new(retry, "recording start positions");
-    let mut conflicts = 0;
-    loop {
-        let err = match record_starts_once(&table, &starts, &ids).await {
-            Ok(recorded) => return Ok(recorded),
-            Err(err) => err,
-        };
-        match classify_core(&err) {
-            Failure::Conflict if conflicts + 1 < max_attempts.max(1) => {
-                conflicts += 1;
-                tokio::time::sleep(backoff(conflicts)).await;
-            }
-            Failure::Transient => retrying.wait(err.to_string()).await?,
-            Failure::Conflict | Failure::Final => return Err(err),
-        }
-    }
+    with_commit_retry(retry, "recording start positions", max_attempts, |_| {
+        record_starts_once(&table, &starts, &ids)
+    })
+    .await
 }
 
 /// One attempt of [`record_starts`] against the newest version.

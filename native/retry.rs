@@ -270,6 +270,46 @@ where
     }
 }
 
+/// Runs a commit's `attempt` (given its number, from 1) until it lands: a conflict (another
+/// writer committed first) is tried again on the newest version up to `max_attempts` times, then
+/// reported as `COMMIT_CONFLICT`; transient storage failures are retried within the budget.
+pub async fn with_commit_retry<T, F, Fut>(
+    policy: StorageRetry,
+    what: &'static str,
+    max_attempts: u32,
+    mut attempt: F,
+) -> CoreResult<T>
+where
+    F: FnMut(u32) -> Fut,
+    Fut: std::future::Future<Output = CoreResult<T>>,
+{
+    let max_attempts = max_attempts.max(1);
+    let mut retrying = Retrying::new(policy, what);
+    let mut conflicts = 0;
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let err = match attempt(attempts).await {
+            Ok(value) => return Ok(value),
+            Err(err) => err,
+        };
+        match classify_core(&err) {
+            Failure::Conflict if conflicts + 1 < max_attempts => {
+                conflicts += 1;
+                tokio::time::sleep(backoff(conflicts)).await;
+            }
+            Failure::Conflict => {
+                return Err(CoreError::CommitConflict {
+                    attempts: conflicts + 1,
+                    reason: err.to_string(),
+                })
+            }
+            Failure::Transient => retrying.wait(err.to_string()).await?,
+            Failure::Final => return Err(err),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -374,5 +414,51 @@ mod tests {
             "{text}"
         );
         assert!(started.elapsed() <= Duration::from_millis(100));
+    }
+
+    fn conflict() -> CoreError {
+        CoreError::Delta(DeltaTableError::VersionAlreadyExists(7))
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn conflicts_are_retried_up_to_the_attempts_then_reported_as_a_conflict() {
+        let policy = StorageRetry::from(StorageRetryOptions {
+            budget_seconds: 1.0,
+            initial_backoff_seconds: 0.01,
+            max_backoff_seconds: 0.01,
+        });
+        // Two conflicts, then the third attempt lands on the newest version.
+        let landed = with_commit_retry(policy, "compaction", 3, |attempt| async move {
+            if attempt < 3 {
+                Err(conflict())
+            } else {
+                Ok(attempt)
+            }
+        })
+        .await;
+        assert_eq!(landed.ok(), Some(3));
+        let mut tried = 0;
+        let exhausted = with_commit_retry(policy, "compaction", 3, |_| {
+            tried += 1;
+            async { Err::<(), _>(conflict()) }
+        })
+        .await;
+        assert_eq!(tried, 3);
+        assert!(
+            matches!(
+                exhausted,
+                Err(CoreError::CommitConflict { attempts: 3, .. })
+            ),
+            "{exhausted:?}"
+        );
+        // A failure retrying cannot help ends at once.
+        let mut tried = 0;
+        let missing = with_commit_retry(policy, "compaction", 3, |_| {
+            tried += 1;
+            async { Err::<(), _>(CoreError::Delta(DeltaTableError::NotATable("t".into()))) }
+        })
+        .await;
+        assert_eq!(tried, 1);
+        assert!(matches!(missing, Err(CoreError::Delta(_))), "{missing:?}");
     }
 }

@@ -27,7 +27,7 @@ use crate::metrics::{FlushPhase, FLUSH};
 use crate::positions::{
     check_positions_kept, commit_positions_only, AppIds, CommitWindows, PartitionAppId,
 };
-use crate::retry::{backoff, classify_core, with_retry, Failure, Retrying, StorageRetry};
+use crate::retry::{with_commit_retry, with_retry, StorageRetry};
 use crate::segment::SegmentData;
 use crate::spill_read::{CoveredBatch, SegmentPart};
 use crate::staged_source::SizedTable;
@@ -129,42 +129,21 @@ pub async fn commit_segment(
     positions_from: Option<Arc<Mutex<DeltaTable>>>,
     retry: StorageRetry,
 ) -> CoreResult<CommitResult> {
-    let max_attempts = options.max_attempts.max(1);
+    let max_attempts = options.max_attempts;
     let prepared = prepare(&table, &segment, app_ids, options, retry).await?;
     let tables = Tables {
         target: table,
         positions: positions_from,
     };
-    let mut retrying = Retrying::new(retry, "commit");
-    let mut conflicts = 0;
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let err = match attempt_commit(&tables, &prepared, attempt).await {
-            Ok(Ok(result)) => {
-                crate::memory::release_free_memory();
-                return Ok(result);
-            }
-            Ok(Err(err)) => CoreError::from(err),
-            Err(err) => err,
-        };
-        // Each attempt re-reads the newest version and the positions recorded in it, so one
-        // that landed before its error surfaced is found, not written twice.
-        match classify_core(&err) {
-            Failure::Conflict if conflicts + 1 < max_attempts => {
-                conflicts += 1;
-                tokio::time::sleep(backoff(conflicts)).await;
-            }
-            Failure::Conflict => {
-                return Err(CoreError::CommitConflict {
-                    attempts: conflicts + 1,
-                    reason: err.to_string(),
-                })
-            }
-            Failure::Transient => retrying.wait(err.to_string()).await?,
-            Failure::Final => return Err(err),
-        }
-    }
+    // Each attempt re-reads the newest version and the positions recorded in it, so one that
+    // landed before its error surfaced is found, not written twice.
+    let (tables, prepared) = (&tables, &prepared);
+    let result = with_commit_retry(retry, "commit", max_attempts, |attempt| async move {
+        Ok(attempt_commit(tables, prepared, attempt).await??)
+    })
+    .await?;
+    crate::memory::release_free_memory();
+    Ok(result)
 }
 
 async fn prepare(
