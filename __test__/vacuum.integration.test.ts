@@ -8,6 +8,7 @@
 import test from 'ava';
 import { copyFileSync, existsSync, readdirSync, statSync, utimesSync } from 'node:fs';
 import { join, relative } from 'node:path';
+import { Pipeline, parseConfig, type Logger } from '../ts/index.js';
 import { createTopic, produceMessages, type OutgoingMessage } from '../ts/tools/kafka-admin.js';
 import { runCli } from './helpers/cli.js';
 import { EVENT_COLUMNS, activeFiles, compactWithPython, createTableWithPython, readTable } from './helpers/delta.js';
@@ -40,6 +41,15 @@ function dataFiles(table: string): string[] {
   return out.sort();
 }
 
+/** A logger keeping the messages of INFO and above. */
+function capturingLogger(messages: string[]): Logger {
+  const keep = (message: string) => {
+    messages.push(message);
+  };
+  const logger: Logger = { error: keep, warn: keep, info: keep, debug: () => {}, trace: () => {}, child: () => logger };
+  return logger;
+}
+
 /** The first lines of a vacuum's output list the files, indented. */
 function listed(stdout: string): string[] {
   return stdout
@@ -47,6 +57,18 @@ function listed(stdout: string): string[] {
     .filter((l) => l.startsWith('  '))
     .map((l) => l.trim())
     .sort();
+}
+
+/** Two orphans beside a data file, as flushes killed before their commit leave: ten days old, and just written. */
+function plantOrphans(table: string, sampleFile: string): { oldOrphan: string; youngOrphan: string } {
+  const sample = join(table, sampleFile);
+  const oldOrphan = join(`date_col=${DAYS[0]}`, 'part-00000-orphan-old.snappy.parquet');
+  const youngOrphan = join(`date_col=${DAYS[0]}`, 'part-00000-orphan-young.snappy.parquet');
+  copyFileSync(sample, join(table, oldOrphan));
+  copyFileSync(sample, join(table, youngOrphan));
+  const tenDaysAgo = new Date(Date.now() - 10 * DAY);
+  utimesSync(join(table, oldOrphan), tenDaysAgo, tenDaysAgo);
+  return { oldOrphan, youngOrphan };
 }
 
 test.serial('[integration] vacuum removes old orphans, keeps young tombstones below 7 days unless forced, and never a file of the newest version', async (t) => {
@@ -67,14 +89,7 @@ test.serial('[integration] vacuum removes old orphans, keeps young tombstones be
   const tombstoned = written.filter((f) => !active.includes(f));
   t.true(tombstoned.length >= 4);
 
-  // Two orphans, as a flush killed before its commit leaves: ten days old, and just written.
-  const sample = join(table, active[0] ?? '');
-  const oldOrphan = join(`date_col=${DAYS[0]}`, 'part-00000-orphan-old.snappy.parquet');
-  const youngOrphan = join(`date_col=${DAYS[0]}`, 'part-00000-orphan-young.snappy.parquet');
-  copyFileSync(sample, join(table, oldOrphan));
-  copyFileSync(sample, join(table, youngOrphan));
-  const tenDaysAgo = new Date(Date.now() - 10 * DAY);
-  utimesSync(join(table, oldOrphan), tenDaysAgo, tenDaysAgo);
+  const { oldOrphan, youngOrphan } = plantOrphans(table, active[0] ?? '');
   await sleep(1_500);
 
   const dry = runCli(['vacuum', '--config', configPath, '--dry-run']);
@@ -98,5 +113,41 @@ test.serial('[integration] vacuum removes old orphans, keeps young tombstones be
     readTable(table).rows.map((r) => String(r.id)).sort(),
     Array.from({ length: 600 }, (_, k) => `${topic}-${k}`).sort(),
     'Python reads every row after the vacuum',
+  );
+});
+
+test.serial('[integration] maintenance.vacuum removes an old orphan beside running ingestion, once a day', async (t) => {
+  const topic = uniqueName('kdr_vacuum_scheduled');
+  await createTopic(BROKERS, topic, 1);
+  const dir = tempDir();
+  const table = join(dir, 'events');
+  createTableWithPython(table, EVENT_COLUMNS, ['date_col']);
+  const group = uniqueName('kdr_group');
+  await produceMessages(BROKERS, topic, events(topic, 0, 200));
+  const first = runCli(['--config', writeConfig(dir, testConfig({ topics: [topic], group, tablePath: table })), '--until-caught-up']);
+  t.is(first.status, 0, first.stderr);
+  const { oldOrphan, youngOrphan } = plantOrphans(table, activeFiles(table)[0] ?? '');
+
+  const logs: string[] = [];
+  const config = parseConfig(
+    testConfig({ topics: [topic], group, tablePath: table, batchInterval: 0.3, extra: { maintenance: { vacuum: true, optimize: false, interval: 1 } } }),
+  );
+  const pipeline = new Pipeline(config, { logger: capturingLogger(logs) });
+  await pipeline.start();
+  for (let wave = 1; wave < 8; wave++) {
+    await produceMessages(BROKERS, topic, events(topic, wave * 200, 200));
+    await sleep(500);
+  }
+  await pipeline.stop();
+
+  t.false(existsSync(join(table, oldOrphan)), 'the old orphan is gone');
+  t.true(existsSync(join(table, youngOrphan)), 'the young one stays (7-day floor)');
+  t.is(logs.filter((m) => m === 'table vacuumed').length, 1, 'one vacuum over several checks: once a day');
+  t.false(logs.some((m) => m.startsWith('table maintenance')), 'no maintenance failure');
+  for (const f of activeFiles(table)) t.true(existsSync(join(table, f)), `${f} of the newest version stays`);
+  t.deepEqual(
+    readTable(table).rows.map((r) => String(r.id)).sort(),
+    Array.from({ length: 1600 }, (_, k) => `${topic}-${k}`).sort(),
+    'Python reads every row: the first run\'s 200 and the 1,400 ingested beside the vacuum',
   );
 });

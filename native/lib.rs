@@ -21,6 +21,7 @@ mod merge;
 mod messages;
 mod metadata;
 mod metrics;
+mod optimize;
 mod positions;
 mod retry;
 mod schema_change;

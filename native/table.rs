@@ -253,6 +253,35 @@ impl DeltaTarget {
         })
     }
 
+    /// Every day's file counts at the newest version, from the log (no data is read).
+    #[napi(ts_return_type = "Promise<Array<DayFiles>>")]
+    pub fn day_files<'env>(
+        &self,
+        env: &'env Env,
+        column: String,
+        target_size_bytes: f64,
+    ) -> napi::Result<PromiseRaw<'env, Vec<crate::optimize::DayFiles>>> {
+        let target = self.target.clone();
+        spawn(env, async move {
+            crate::optimize::day_files(&target, &column, target_size_bytes).await
+        })
+    }
+
+    /// Compacts one day's small files in a commit of its own (see `optimize.rs`).
+    #[napi(ts_return_type = "Promise<OptimizeResult>")]
+    pub fn optimize_day<'env>(
+        &self,
+        env: &'env Env,
+        column: String,
+        day: String,
+        options: crate::optimize::OptimizeOptions,
+    ) -> napi::Result<PromiseRaw<'env, crate::optimize::OptimizeResult>> {
+        let target = self.target.clone();
+        spawn(env, async move {
+            crate::optimize::optimize_day(&target, &column, &day, &options).await
+        })
+    }
+
     /// The versions the table's log records for these application ids, at its latest version.
     #[napi(ts_return_type = "Promise<Array<TxnVersion>>")]
     pub fn txn_versions<'env>(

@@ -26,6 +26,7 @@ import { LogFile } from './log-file.js';
 import { maskingLogger, maskSecrets } from './masking.js';
 import { startMetricsServer, type MetricsServer } from './metrics/server.js';
 import { nativeVersions } from './native.js';
+import { compactDays, daysToCompact, firstOpenDay } from './pipeline/maintenance.js';
 import { Pipeline } from './pipeline/pipeline.js';
 import { validateTarget } from './pipeline/validate.js';
 import { DeltaTarget } from './table.js';
@@ -38,7 +39,7 @@ const packageVersion = (): string => {
 };
 
 /** Options that are not config overrides. */
-const OWN_OPTIONS = new Set(['_', '$0', 'config', 'c', 'until-caught-up', 'untilCaughtUp', 'dry-run', 'dryRun', 'force', 'help', 'version']);
+const OWN_OPTIONS = new Set(['_', '$0', 'config', 'c', 'until-caught-up', 'untilCaughtUp', 'dry-run', 'dryRun', 'force', 'day', 'help', 'version']);
 
 /** Free-form maps whose keys contain dots themselves (`fetch.min.bytes`). */
 const DOTTED_KEY_MAPS: ReadonlyArray<readonly [string, string]> = [
@@ -115,6 +116,34 @@ async function checkpoint(configPath: string, overrides: Record<string, unknown>
     const target = await DeltaTarget.open(config.delta.tablePath, config.delta.storageOptions, config.delta.storageRetry);
     const result = await target.checkpoint();
     process.stdout.write(`table ${target.uri}: checkpoint at version ${result.version}, ${result.logFilesRemoved} expired log files removed\n`);
+    return EXIT.ok;
+  } catch (error) {
+    return report(error, secrets);
+  }
+}
+
+/**
+ * `optimize`: compacts the closed days that have small files (or the days named by `--day`, closed
+ * or not), each in a commit of its own.
+ */
+async function optimize(configPath: string, overrides: Record<string, unknown>, named: readonly string[]): Promise<number> {
+  let secrets: string[] = [];
+  try {
+    const config = await loadConfig({ path: configPath, overrides });
+    secrets = secretValues(config);
+    const target = await DeltaTarget.open(config.delta.tablePath, config.delta.storageOptions, config.delta.storageRetry);
+    const m = config.maintenance;
+    const column = config.delta.partitionColumn;
+    const days = named.length > 0
+      ? named
+      : daysToCompact(await target.dayFiles(column, m.targetFileSizeBytes), firstOpenDay(Date.now(), config.delta.partitionSource.timezone, m.optimizeAfterSeconds), 0).map((d) => d.day);
+    const out = process.stdout;
+    const options = { dayColumn: column, targetFileSizeBytes: m.targetFileSizeBytes, memoryBudgetBytes: config.buffer.maxMemoryBytes, maxAttempts: config.concurrency.retryAttempts + 1 };
+    const results = await compactDays(target, days, options, (r) => {
+      const what = r.filesRemoved === 0 ? 'nothing to compact' : `${r.filesRemoved} files -> ${r.filesAdded} (${r.bytesRewritten} bytes rewritten) at version ${r.version}`;
+      out.write(`  ${r.day}: ${what}\n`);
+    });
+    out.write(`table ${target.uri}: ${results.filter((r) => r.filesRemoved > 0).length} of ${results.length} days compacted\n`);
     return EXIT.ok;
   } catch (error) {
     return report(error, secrets);
@@ -261,6 +290,14 @@ export async function main(args: readonly string[]): Promise<number> {
       (y) => y,
       async (argv) => {
         code = await checkpoint(argv.config, overridesFrom(argv));
+      },
+    )
+    .command(
+      'optimize',
+      'Compact the small files of every closed day (maintenance.optimize_after past its end), or of the days given with --day, one commit per day',
+      (y) => y.option('day', { type: 'string', array: true, default: [], describe: 'A day (YYYY-MM-DD) to compact, closed or not; repeatable' }),
+      async (argv) => {
+        code = await optimize(argv.config, overridesFrom(argv), argv.day.map(String));
       },
     )
     .command(

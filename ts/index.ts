@@ -19,6 +19,7 @@ export type { DedupOptions } from './dedup.js';
 export { createLogger, silentLogger } from './log.js';
 export type { Logger, LogFields, LoggerOptions } from './log.js';
 export { PipelineMetrics } from './metrics/metrics.js';
+export type { MaintenanceMetrics } from './metrics/maintenance.js';
 export { startMetricsServer } from './metrics/server.js';
 export type { MetricsServer, MetricsServerOptions } from './metrics/server.js';
 export { Pipeline } from './pipeline/pipeline.js';
@@ -28,7 +29,7 @@ export { validateTarget } from './pipeline/validate.js';
 export type { ValidationReport } from './pipeline/validate.js';
 export { DeltaTarget, createTable } from './table.js';
 export { DEFAULT_STORAGE_RETRY } from './storage-retry.js';
-export type { CheckpointResult, ColumnSpec, CommitResult, DeadLetterRecord, MergeOptions, MergeStats, PartitionAppId, RowCommitOptions, TableInfo, TxnVersion, VacuumOptions, VacuumResult, WriteMode } from './table.js';
+export type { CheckpointResult, ColumnSpec, CommitResult, DayFiles, DeadLetterRecord, MergeOptions, MergeStats, OptimizeOptions, OptimizeResult, PartitionAppId, RowCommitOptions, TableInfo, TxnVersion, VacuumOptions, VacuumResult, WriteMode } from './table.js';
 export { Stage } from './stage.js';
 export { StagedSegment } from './segment.js';
 export type {

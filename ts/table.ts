@@ -8,10 +8,13 @@ import {
   type CheckpointResult,
   type ColumnSpec,
   type CommitResult,
+  type DayFiles,
   type DeadLetterRecord,
   type DedupOptions,
   type MergeOptions,
   type MergeStats,
+  type OptimizeOptions,
+  type OptimizeResult,
   type PartitionAppId,
   type PartitionSummary,
   type StorageRetryOptions,
@@ -26,7 +29,7 @@ import { DEFAULT_STORAGE_RETRY } from './storage-retry.js';
 import { nativeSegment, type StagedSegment } from './segment.js';
 import { Stage, nativeStage, type StageOptions } from './stage.js';
 
-export type { CheckpointResult, ColumnSpec, CommitResult, DeadLetterRecord, DedupOptions, TxnVersion, MergeOptions, MergeStats, PartitionAppId, PartitionSummary, StorageRetryOptions, TableInfo, VacuumOptions, VacuumResult, WriteMode };
+export type { CheckpointResult, ColumnSpec, CommitResult, DayFiles, DeadLetterRecord, DedupOptions, TxnVersion, MergeOptions, MergeStats, OptimizeOptions, OptimizeResult, PartitionAppId, PartitionSummary, StorageRetryOptions, TableInfo, VacuumOptions, VacuumResult, WriteMode };
 
 /** How {@link DeltaTarget.commitRows} writes a segment's rows. */
 export interface RowCommitOptions {
@@ -108,6 +111,23 @@ export class DeltaTarget {
    */
   vacuum(options: Partial<VacuumOptions> = {}): Promise<VacuumResult> {
     return native(this.#native.vacuum({ dryRun: options.dryRun ?? false, force: options.force ?? false }));
+  }
+
+  /**
+   * Every day's data files at the newest version (oldest day first), from the log: how many, how
+   * many no larger than `targetSizeBytes` (what a compaction would rewrite), and their bytes.
+   */
+  dayFiles(dayColumn: string, targetSizeBytes: number): Promise<DayFiles[]> {
+    return native(this.#native.dayFiles(dayColumn, targetSizeBytes));
+  }
+
+  /**
+   * Compacts one day's small files into files of about `targetSizeBytes`, in a commit of its own
+   * that changes no data (`dataChange=false`); a day with nothing to compact commits nothing.
+   * Conflicts with ingestion of the same day are retried on the newest version.
+   */
+  optimizeDay(dayColumn: string, day: string, options: OptimizeOptions): Promise<OptimizeResult> {
+    return native(this.#native.optimizeDay(dayColumn, day, options));
   }
 
   /** The last offsets recorded for these app ids; ids never written are absent from the map. */

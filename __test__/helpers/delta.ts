@@ -77,6 +77,22 @@ export function activeFiles(path: string): string[] {
   return python(['files', path]);
 }
 
+/** The table's commits, newest first, as Python reads its history. */
+export function tableHistory(path: string): Array<{ version: number; operation: string }> {
+  return python(['history', path]);
+}
+
+/** Data files of the newest version per day partition (`<column>=<day>/...`), as Python lists them. */
+export function filesPerDay(path: string, column = 'date_col'): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const file of activeFiles(path)) {
+    const match = new RegExp(`(?:^|/)${column}=([^/]+)/`).exec(file);
+    const day = match?.[1] ?? '';
+    out[day] = (out[day] ?? 0) + 1;
+  }
+  return out;
+}
+
 /** Appends rows, as another writer would. */
 export function appendWithPython(path: string, rows: Array<Record<string, unknown>>): void {
   const text = JSON.stringify(rows);

@@ -122,6 +122,11 @@ def files(path):
     print(json.dumps(sorted(os.path.relpath(u, root) for u in local)))
 
 
+def history(path):
+    entries = DeltaTable(path, storage_options=OPTIONS).history()
+    print(json.dumps([{"version": e.get("version"), "operation": e.get("operation")} for e in entries]))
+
+
 def checkpoint(path):
     import pyarrow.parquet as pq
 
@@ -139,7 +144,8 @@ if __name__ == "__main__":
      "set-txn": lambda: set_txn(*args), "append": lambda: append(*args),
      "set-property": lambda: set_property(*args), "add-column": lambda: add_column(*args),
      "checkpoint": lambda: checkpoint(*args),
-     "compact": lambda: compact(*args), "files": lambda: files(*args)}[command]()
+     "compact": lambda: compact(*args), "files": lambda: files(*args),
+     "history": lambda: history(*args)}[command]()
     sys.stdout.flush()
     # deltalake's runtime threads can abort the interpreter's teardown ("terminate called without
     # an active exception"); the answer is already written, so leave without it.

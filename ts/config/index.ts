@@ -277,6 +277,31 @@ export interface ShutdownConfig {
   gracePeriodSeconds: number;
 }
 
+/**
+ * Upkeep of the table the pipeline runs beside its ingestion, each in a commit of its own:
+ * compaction of closed days (and optionally of the open day) and a daily vacuum.
+ */
+export interface MaintenanceConfig {
+  /** Compact a day's small files once the day is closed. Default true. */
+  optimize: boolean;
+  /**
+   * Seconds after a day's end (midnight in `delta.partition_source.timezone`) before it counts as
+   * closed and is compacted: late records mostly arrive before. Default 3600.
+   */
+  optimizeAfterSeconds: number;
+  /** Compact a day that is not closed yet once it has more small files than this; 0: never. Default 0. */
+  optimizeOpenDayFiles: number;
+  /** The size compacted files aim at, in bytes; larger files are left alone. Default 128 MiB. */
+  targetFileSizeBytes: number;
+  /** Seconds between maintenance checks; the first comes one interval after the start. Default 300. */
+  intervalSeconds: number;
+  /**
+   * Remove unreferenced data files older than the table's `delta.deletedFileRetentionDuration`
+   * (never younger than 7 days), once a day. Default false.
+   */
+  vacuum: boolean;
+}
+
 /** Kafka and storage credentials. */
 export interface CredentialsConfig {
   /** Kafka SASL username. */
@@ -322,6 +347,8 @@ export interface Config {
   buffer: BufferConfig;
   /** Stop behaviour. */
   shutdown: ShutdownConfig;
+  /** Table upkeep beside ingestion. */
+  maintenance: MaintenanceConfig;
   /** Credentials. */
   credentials: CredentialsConfig;
 }

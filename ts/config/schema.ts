@@ -241,6 +241,14 @@ const shutdownShape = {
   grace_period: z.number({ error: 'a number of seconds' }).positive({ error: 'a number of seconds greater than 0' })
     .max(86_400, { error: 'a number of seconds up to 86400' }).default(30),
 };
+const maintenanceShape = {
+  optimize: z.boolean({ error: 'true or false' }).default(true),
+  optimize_after: seconds('the wait after a day ends before it is compacted', 0, 31 * 86_400).default(3_600),
+  optimize_open_day_files: int(0, 1_000_000, 'an integer number of files from 0 (off) to 1000000').default(0),
+  target_file_size: byteSize.default(128 * MIB),
+  interval: seconds('the time between maintenance checks', 1, 86_400).default(300),
+  vacuum: z.boolean({ error: 'true or false' }).default(false),
+};
 const credentialsShape = {
   kafka_username: z.string({ error: 'a string' }).min(1, { error: 'a non-empty string' }).optional(),
   kafka_password: z.string({ error: 'a string' }).min(1, { error: 'a non-empty string' }).optional(),
@@ -265,6 +273,7 @@ const rootShape = {
   dedup: z.strictObject(dedupShape, section('dedup')),
   buffer: z.strictObject(bufferShape, section('buffer')),
   shutdown: z.strictObject(shutdownShape, section('shutdown')),
+  maintenance: z.strictObject(maintenanceShape, section('maintenance')),
   credentials: z.strictObject(credentialsShape, section('credentials')),
 };
 const rootSchema = z.strictObject(rootShape, { error: 'a map of settings' });
@@ -287,7 +296,7 @@ export const KNOWN_KEYS: ReadonlyMap<string, readonly string[]> = new Map(
     'delta.storage_retry': storageRetryShape,
     'delta.kafka_metadata': kafkaMetadataShape, dead_letter: deadLetterShape, logging: loggingShape,
     monitoring: monitoringShape, concurrency: concurrencyShape, batch: batchShape, dedup: dedupShape,
-    buffer: bufferShape, shutdown: shutdownShape, credentials: credentialsShape,
+    buffer: bufferShape, shutdown: shutdownShape, maintenance: maintenanceShape, credentials: credentialsShape,
   }).map(([path, shape]) => [path, Object.keys(shape)]),
 );
 
@@ -468,6 +477,14 @@ export function toConfig(d: ParsedDocument): Config {
     dedup: compact({ keys: d.dedup.keys, orderBy: d.dedup.order_by, strategy: d.dedup.strategy, nullKeys: d.dedup.null_keys }),
     buffer: { maxMemoryBytes: d.buffer.max_memory, maxDiskBytes: d.buffer.max_disk, stagingDir: d.buffer.staging_dir },
     shutdown: { gracePeriodSeconds: d.shutdown.grace_period },
+    maintenance: {
+      optimize: d.maintenance.optimize,
+      optimizeAfterSeconds: d.maintenance.optimize_after,
+      optimizeOpenDayFiles: d.maintenance.optimize_open_day_files,
+      targetFileSizeBytes: d.maintenance.target_file_size,
+      intervalSeconds: d.maintenance.interval,
+      vacuum: d.maintenance.vacuum,
+    },
     credentials: compact({
       kafkaUsername: c.kafka_username,
       kafkaPassword: c.kafka_password,

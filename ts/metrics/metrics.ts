@@ -8,6 +8,7 @@ import type { FlushSummary } from '../pipeline/flush.js';
 import { nativeStepTotals, nativeStorageRetries, type NativeStepTotals } from '../native.js';
 import { registerFlushProgress } from './flush-progress.js';
 import { registerNativeMemory } from './native-memory.js';
+import { MaintenanceMetrics } from './maintenance.js';
 
 const NATIVE_STEPS = ['decode', 'dedup', 'write'] as const satisfies ReadonlyArray<keyof NativeStepTotals>;
 
@@ -33,6 +34,8 @@ function nativeStepCounter(name: string, help: string, field: 'seconds' | 'calls
 export class PipelineMetrics {
   /** The registry holding every series below. */
   readonly registry: Registry;
+  /** Compaction and vacuum series. */
+  readonly maintenance: MaintenanceMetrics;
   readonly #messagesConsumed: Counter<'topic'>;
   readonly #bytesConsumed: Counter<'topic'>;
   readonly #recordsWritten: Counter<'table'>;
@@ -139,6 +142,7 @@ export class PipelineMetrics {
     nativeStepCounter('kafka_delta_native_step_rows_total', 'Rows through native steps (decode: messages, dedup: rows in, write: rows written); process-wide.', 'rows', registers);
     registerFlushProgress(registers);
     registerNativeMemory(registers);
+    this.maintenance = new MaintenanceMetrics(registers);
     this.#brokerUp = new Gauge({
       name: 'kafka_delta_broker_up',
       help: '1 while the consumer reaches a Kafka broker, 0 while every broker is unreachable (librdkafka keeps retrying).',

@@ -24,6 +24,7 @@ import { Flusher, type FlushSummary } from './flush.js';
 import { DeadLetterTally } from '../dead-letters/tally.js';
 import { kafkaProperties, txnAppId } from './identity.js';
 import { FlushSchedule, systemClock, type Clock } from './schedule.js';
+import { MaintenanceScheduler } from './maintenance.js';
 import { describeLost, skippedRange, startPositions } from './start-positions.js';
 import { stageOptions, stagingOptions, writeOptions } from './stage-options.js';
 import { checkSupported, checkTableFits } from './validate.js';
@@ -86,6 +87,7 @@ export class Pipeline {
   readonly #topicIndex: Map<string, number>;
   readonly #schedule: FlushSchedule;
   readonly #stopGraceMs: number;
+  readonly #clock: Clock;
   /** Last offsets of rows recovered from the staging directory, by partition key. */
   readonly #recovered = new Map<string, number>();
   #nativeLogs: NativeLogForwarder | undefined;
@@ -97,6 +99,7 @@ export class Pipeline {
   #flusher: Flusher | undefined;
   #deadLetters: DeadLetterSink | undefined;
   #caughtUp: CaughtUpTracker | undefined;
+  #maintenance: MaintenanceScheduler | undefined;
   #running = false;
   #stopRequested = false;
   #loop: Promise<RunSummary> | undefined;
@@ -112,7 +115,8 @@ export class Pipeline {
     this.#untilCaughtUp = options.untilCaughtUp ?? false;
     this.metrics = options.metrics ?? new PipelineMetrics();
     this.#topicIndex = new Map(config.kafka.topics.map((t, i) => [t, i]));
-    this.#schedule = FlushSchedule.fromConfig(config.batch, options.clock ?? systemClock);
+    this.#clock = options.clock ?? systemClock;
+    this.#schedule = FlushSchedule.fromConfig(config.batch, this.#clock);
     this.#stopGraceMs = (options.stopGraceSeconds ?? config.shutdown.gracePeriodSeconds) * 1000;
 
     if (options.logger) this.#nativeLogLevel = config.logging.level;
@@ -200,6 +204,8 @@ export class Pipeline {
     });
     this.#running = true;
     this.#startedAt = performance.now();
+    this.#maintenance = new MaintenanceScheduler({ target, config, metrics: this.metrics.maintenance, log: this.#log, clock: this.#clock });
+    this.#maintenance.start();
     this.#loop = this.#run();
     this.#loop.catch(() => {});
   }
@@ -408,6 +414,8 @@ export class Pipeline {
       throw err;
     } finally {
       this.#running = false;
+      // A compaction in progress is one commit: let it land (or the deadline pass; its files are then orphans for vacuum).
+      await this.#withinDeadline(this.#maintenance?.stop() ?? Promise.resolve());
       await source.disconnect();
       await this.#deadLetters?.close();
       // Peak resident memory of the process, for operators sizing buffer.max_memory.
