@@ -18,13 +18,18 @@
  *   (`-uncapped`); `BENCH_DAILY_MODES` picks them. A mode that fails (e.g. out of memory) is
  *   recorded with its error and the others still run.
  *
- * `BENCH_CASES=dedup`, `e2e` or `daily` runs one group; `BENCH_E2E_MODES` picks e2e modes (`append` and
+ * - commit (issue #13, no broker): the commit overhead at 3, 100 and 1,000 partitions
+ *   (`BENCH_COMMIT_PARTITIONS`), `BENCH_COMMIT_FLUSHES` (default 60) flushes of the same 3,000
+ *   rows each into a fresh table: the median flush and the median read of every txn version.
+ *
+ * `BENCH_CASES=dedup`, `e2e`, `commit` or `daily` runs one group; `BENCH_E2E_MODES` picks e2e modes (`append` and
  * `append-capped`: INSERT without dedup, one flush at the end, uncapped vs `buffer.max_memory`
  * 64 MiB, to compare peak RSS).
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensureDataSet } from './data-set.js';
 import { ensureDailyDataSet } from './daily-data.js';
@@ -81,7 +86,7 @@ type Spread<T> = T & { minSeconds: number; maxSeconds: number; runs: number };
 
 const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
 const repeats = Math.max(1, Number(process.env.BENCH_REPEATS ?? 3));
-const cases = new Set((process.env.BENCH_CASES ?? 'dedup,e2e').split(','));
+const cases = new Set((process.env.BENCH_CASES ?? 'dedup,e2e,commit').split(','));
 
 function runCase<T>(script: string, args: string[]): T {
   const out = execFileSync(process.execPath, ['--max-old-space-size=12288', here(script.replace(/\.ts$/, '.js')), ...args], {
@@ -226,8 +231,38 @@ if (cases.has('daily')) {
   );
 }
 
+interface CommitResult extends Timed {
+  partitions: number;
+  flushes: number;
+  rowsPerFlush: number;
+  flushMs: number;
+  txnReadMs: number;
+}
+
+const commitResults: Array<Spread<CommitResult>> = [];
+if (cases.has('commit')) {
+  const counts = (process.env.BENCH_COMMIT_PARTITIONS ?? '3,100,1000').split(',').map(Number);
+  const flushes = Number(process.env.BENCH_COMMIT_FLUSHES ?? 60);
+  for (const partitions of counts) {
+    const dir = mkdtempSync(join(tmpdir(), 'kdr-bench-commit-'));
+    try {
+      commitResults.push(repeated<CommitResult>(`commit ${partitions} partitions`, './commit-case.ts', [dir, String(partitions), String(flushes)]));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  const base = commitResults[0];
+  console.log(`\nCommit overhead by partitions, ${flushes} flushes of ${base?.rowsPerFlush ?? 0} rows each (median flush of the median run of ${repeats}):\n`);
+  console.log(
+    table(
+      ['partitions', 'flush ms', 'min–max s', 'txn versions read ms', `× ${base?.partitions ?? ''} partitions`],
+      commitResults.map((r) => [r.partitions, r.flushMs.toFixed(1), spread(r), r.txnReadMs.toFixed(2), (r.flushMs / (base?.flushMs ?? r.flushMs)).toFixed(2)]),
+    ),
+  );
+}
+
 const machine = { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version };
 mkdirSync(here('../bench/results'), { recursive: true });
 const file = here(`../bench/results/${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-writeFileSync(file, JSON.stringify({ machine, repeats, dedup: dedupResults, e2e: e2eResults, daily: dailyResults }, null, 2));
+writeFileSync(file, JSON.stringify({ machine, repeats, dedup: dedupResults, e2e: e2eResults, daily: dailyResults, commit: commitResults }, null, 2));
 console.log(`\nresults: ${file}`);

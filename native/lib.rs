@@ -36,6 +36,7 @@ mod table;
 mod target;
 mod threads;
 mod timestamps;
+mod txn_index;
 mod write;
 mod write_settings;
 

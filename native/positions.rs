@@ -387,23 +387,12 @@ impl Window {
     }
 }
 
-/// Reads the recorded version of each application id.
+/// Reads the recorded version of each application id (`crate::txn_index`: one read for all).
 pub async fn read_txn_versions(
     table: &DeltaTable,
     app_ids: &[String],
 ) -> CoreResult<HashMap<String, i64>> {
-    let state = table.snapshot()?;
-    let log_store = table.log_store();
-    let mut versions = HashMap::with_capacity(app_ids.len());
-    for app_id in app_ids {
-        if let Some(version) = state
-            .transaction_version(log_store.as_ref(), app_id)
-            .await?
-        {
-            versions.insert(app_id.clone(), version);
-        }
-    }
-    Ok(versions)
+    crate::txn_index::txn_versions_at(table, app_ids).await
 }
 
 /// Fails with `UNSUPPORTED_TABLE` when the table would expire the txn entries that record our
