@@ -8,9 +8,10 @@
 import test from 'ava';
 import { copyFileSync, existsSync, readdirSync, statSync, utimesSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { Pipeline, parseConfig, type Logger } from '../ts/index.js';
+import { Pipeline, parseConfig } from '../ts/index.js';
 import { createTopic, produceMessages, type OutgoingMessage } from '../ts/tools/kafka-admin.js';
 import { runCli } from './helpers/cli.js';
+import { capturingLogger } from './helpers/log.js';
 import { EVENT_COLUMNS, activeFiles, compactWithPython, createTableWithPython, readTable } from './helpers/delta.js';
 import { BROKERS, tempDir, testConfig, uniqueName, writeConfig } from './helpers/env.js';
 
@@ -42,14 +43,6 @@ function dataFiles(table: string): string[] {
 }
 
 /** A logger keeping the messages of INFO and above. */
-function capturingLogger(messages: string[]): Logger {
-  const keep = (message: string) => {
-    messages.push(message);
-  };
-  const logger: Logger = { error: keep, warn: keep, info: keep, debug: () => {}, trace: () => {}, child: () => logger };
-  return logger;
-}
-
 /** The first lines of a vacuum's output list the files, indented. */
 function listed(stdout: string): string[] {
   return stdout

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use deltalake::kernel::engine::arrow_conversion::TryFromArrow;
+use deltalake::kernel::transaction::CommitProperties;
 use deltalake::kernel::{DataType as DeltaDataType, StructField, StructType};
 use deltalake::{ensure_table_uri, DeltaTable, DeltaTableBuilder};
 use napi::bindgen_prelude::PromiseRaw;
@@ -40,6 +41,7 @@ pub async fn create(
         struct_type.fields().cloned().collect(),
         partition_columns,
         storage_options,
+        HashMap::new(),
     )
     .await
 }
@@ -49,6 +51,7 @@ async fn create_with_fields(
     fields: Vec<StructField>,
     partition_columns: &[String],
     storage_options: HashMap<String, String>,
+    properties: HashMap<String, String>,
 ) -> CoreResult<DeltaTable> {
     if !uri.contains("://") {
         std::fs::create_dir_all(uri)?;
@@ -61,11 +64,15 @@ async fn create_with_fields(
         .create()
         .with_columns(fields)
         .with_partition_columns(partition_columns.iter().cloned())
+        .with_configuration(properties.into_iter().map(|(k, v)| (k, Some(v))))
+        // Version 0 or nothing: delta-rs would retry a lost race as a second CREATE at
+        // version 1 (replacing the winner's metadata); the loser opens the winner's table.
+        .with_commit_properties(CommitProperties::default().with_max_retries(0))
         .await?)
 }
 
-/// Creates an empty Delta table (for tooling, samples and tests; the pipeline itself writes
-/// only into tables that exist).
+/// Creates an empty Delta table with the given table properties (`delta.create_if_missing`,
+/// tooling, samples and tests).
 #[cfg_attr(test, allow(dead_code))]
 #[napi(ts_return_type = "Promise<TableInfo>")]
 pub fn create_table<'env>(
@@ -74,6 +81,7 @@ pub fn create_table<'env>(
     columns: Vec<ColumnSpec>,
     partition_columns: Vec<String>,
     storage_options: Option<HashMap<String, String>>,
+    properties: Option<HashMap<String, String>>,
 ) -> napi::Result<PromiseRaw<'env, TableInfo>> {
     spawn(env, async move {
         let fields = columns
@@ -99,6 +107,7 @@ pub fn create_table<'env>(
             fields,
             &partition_columns,
             storage_options.unwrap_or_default(),
+            properties.unwrap_or_default(),
         )
         .await?;
         table_info(&uri, &table)

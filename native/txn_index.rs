@@ -237,8 +237,8 @@ mod tests {
 
     use deltalake::arrow::datatypes::{DataType as Arrow, Field, Schema};
     use deltalake::checkpoints::create_checkpoint;
-    use deltalake::kernel::Transaction;
     use deltalake::kernel::transaction::CommitProperties;
+    use deltalake::kernel::Transaction;
 
     /// Commits txn actions only, `(app id, version)` each.
     async fn commit(table: DeltaTable, txns: &[(&str, i64)]) -> DeltaTable {

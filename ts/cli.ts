@@ -97,8 +97,15 @@ async function validate(configPath: string, overrides: Record<string, unknown>):
     const result = await validateTarget(config);
     const out = process.stdout;
     out.write(`config ${configPath}: ok\n`);
-    out.write(`table ${result.table.uri}: version ${result.table.version}, partitioned by [${result.table.partitionColumns.join(', ')}], `);
-    out.write(`${result.table.columns.length} columns, writable in ${config.delta.mode} mode\n`);
+    if (result.table !== undefined) {
+      out.write(`table ${result.table.uri}: version ${result.table.version}, partitioned by [${result.table.partitionColumns.join(', ')}], `);
+      out.write(`${result.table.columns.length} columns, writable in ${config.delta.mode} mode\n`);
+    } else if (result.wouldCreate !== undefined) {
+      const { columns, properties } = result.wouldCreate;
+      out.write(`table ${config.delta.tablePath}: missing; the first start creates it (delta.create_if_missing), partitioned by [${config.delta.partitionColumn}]:\n`);
+      for (const c of columns) out.write(`  ${c.name} ${c.dataType}${c.nullable ? '' : ' not null'}\n`);
+      for (const [k, v] of Object.entries(properties)) out.write(`  property ${k} = ${v}\n`);
+    }
     out.write(`topics: ${config.kafka.topics.join(', ')} (group ${config.kafka.groupId})\n`);
     out.write(`dead letters: ${result.deadLetterSink}\n`);
     return EXIT.ok;

@@ -196,14 +196,15 @@ export class DeltaTarget {
 }
 
 /**
- * Creates an empty Delta table. The pipeline writes only into existing tables; this serves the
- * quickstart, tests and tooling.
+ * Creates an empty Delta table with the given table properties: what `delta.create_if_missing`
+ * does on first start, and the quickstart, tests and tooling. Fails when a table is there.
  */
 export function createTable(
   uri: string,
   columns: readonly ColumnSpec[],
   partitionColumns: readonly string[],
   storageOptions: Record<string, string> = {},
+  properties: Record<string, string> = {},
 ): Promise<TableInfo> {
-  return native(nativeCreateTable(uri, [...columns], [...partitionColumns], storageOptions));
+  return native(nativeCreateTable(uri, [...columns], [...partitionColumns], storageOptions, properties));
 }

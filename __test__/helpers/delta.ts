@@ -82,6 +82,11 @@ export function tableHistory(path: string): Array<{ version: number; operation: 
   return python(['history', path]);
 }
 
+/** The table's schema (`[name, type, nullable]` in order), partition columns and properties, as Python reads them. */
+export function describeTable(path: string): { columns: Array<[string, string, boolean]>; partition_columns: string[]; configuration: Record<string, string> } {
+  return python(['describe', path]);
+}
+
 /** Data files of the newest version per day partition (`<column>=<day>/...`), as Python lists them. */
 export function filesPerDay(path: string, column = 'date_col'): Record<string, number> {
   const out: Record<string, number> = {};

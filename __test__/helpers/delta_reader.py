@@ -19,6 +19,7 @@ Commands (JSON on stdout):
 Object-store tables (s3://...) take their storage options from the KDR_STORAGE_OPTIONS
 environment variable (a JSON object).
 """
+import decimal
 import json
 import os
 import sys
@@ -41,6 +42,8 @@ TYPES = {
 
 
 def plain(value):
+    if isinstance(value, decimal.Decimal):
+        return str(value)
     if isinstance(value, bytes):
         return value.hex()
     if hasattr(value, "isoformat"):
@@ -127,6 +130,16 @@ def history(path):
     print(json.dumps([{"version": e.get("version"), "operation": e.get("operation")} for e in entries]))
 
 
+def describe(path):
+    dt = DeltaTable(path, storage_options=OPTIONS)
+    fields = json.loads(dt.schema().to_json())["fields"]
+    print(json.dumps({
+        "columns": [[f["name"], f["type"], f["nullable"]] for f in fields],
+        "partition_columns": dt.metadata().partition_columns,
+        "configuration": dt.metadata().configuration,
+    }))
+
+
 def checkpoint(path):
     import pyarrow.parquet as pq
 
@@ -145,7 +158,7 @@ if __name__ == "__main__":
      "set-property": lambda: set_property(*args), "add-column": lambda: add_column(*args),
      "checkpoint": lambda: checkpoint(*args),
      "compact": lambda: compact(*args), "files": lambda: files(*args),
-     "history": lambda: history(*args)}[command]()
+     "history": lambda: history(*args), "describe": lambda: describe(*args)}[command]()
     sys.stdout.flush()
     # deltalake's runtime threads can abort the interpreter's teardown ("terminate called without
     # an active exception"); the answer is already written, so leave without it.

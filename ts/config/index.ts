@@ -7,6 +7,7 @@
  * the package root for every key, its default and its meaning.
  */
 
+import type { TableSchema } from './table-schema.js';
 import type { EpochUnit, StorageRetryOptions } from '../native.js';
 
 export { parseConfig, loadConfig, redactConfig } from './load.js';
@@ -39,6 +40,7 @@ export type UnknownFieldsPolicy = 'ignore' | 'reject';
 
 /** The unit of epoch numbers in event-time fields and timestamp columns: `s`, `ms` or `us`. */
 export type { EpochUnit, StorageRetryOptions };
+export type { TableSchema } from './table-schema.js';
 
 /** What to do with records whose dedup keys are null or missing. */
 export type NullKeysPolicy = 'keep' | 'dead_letter';
@@ -175,6 +177,13 @@ export interface DeltaConfig {
    * and commits are retried, on top of the object store's own short retries.
    */
   storageRetry: StorageRetryOptions;
+  /**
+   * Create the table from {@link DeltaConfig.schema} when it does not exist yet (on first start;
+   * instances starting at once create it once). Default false: a missing table is an error.
+   */
+  createIfMissing: boolean;
+  /** The table to create, partitioned by {@link DeltaConfig.partitionColumn}. */
+  schema?: TableSchema;
 }
 
 /** Where records that cannot be written go. */

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import type { ConfigProblem } from '../errors.js';
 import { scheduleProblem } from '../pipeline/schedule.js';
 import { DEFAULT_STORAGE_RETRY } from '../storage-retry.js';
+import { tableSchemaShape, toTableSchema } from './table-schema.js';
 import type {
   Config, DeadLetterConfig, DedupStrategy, DeltaCredentialsProvider, LogFormat, LogLevel, NullKeysPolicy,
   PartitionSource, PositionLostPolicy, SaslMechanism, SecurityProtocol, StartFrom, UnknownFieldsPolicy, WriteMode, EpochUnit,
@@ -18,7 +19,7 @@ const [MIB, GIB] = [2 ** 20, 2 ** 30];
 const [DEFAULT_BATCH_INTERVAL, DEFAULT_BATCH_SIZE] = [60, 100_000];
 
 /** Free-form maps: their keys are not checked against a schema. */
-export const FREE_FORM_MAPS: ReadonlySet<string> = new Set(['kafka.properties', 'delta.storage_options', 'credentials.delta_credentials']);
+export const FREE_FORM_MAPS: ReadonlySet<string> = new Set(['kafka.properties', 'delta.storage_options', 'delta.schema.properties', 'credentials.delta_credentials']);
 
 /** librdkafka properties that kafka-delta-rust sets itself, and the key to use instead. */
 const RESERVED_PROPERTIES: Readonly<Record<string, string>> = {
@@ -197,6 +198,8 @@ const deltaShape = {
   delete_when: nonEmpty('a SQL predicate').optional(),
   storage_options: stringMap.default({}),
   storage_retry: z.strictObject(storageRetryShape, section('storage retry')).prefault({}),
+  create_if_missing: z.boolean({ error: 'true or false' }).default(false),
+  schema: z.strictObject(tableSchemaShape, section('table schema')).optional(),
 };
 const deadLetterShape = {
   kind: choice(DL_KINDS, lower).default('delta'),
@@ -293,7 +296,7 @@ export function checkSchema(doc: Record<string, unknown>) {
 export const KNOWN_KEYS: ReadonlyMap<string, readonly string[]> = new Map(
   Object.entries({
     '': rootShape, kafka: kafkaShape, 'kafka.tls': tlsShape, delta: deltaShape, 'delta.partition_source': partitionSourceShape,
-    'delta.storage_retry': storageRetryShape,
+    'delta.storage_retry': storageRetryShape, 'delta.schema': tableSchemaShape,
     'delta.kafka_metadata': kafkaMetadataShape, dead_letter: deadLetterShape, logging: loggingShape,
     monitoring: monitoringShape, concurrency: concurrencyShape, batch: batchShape, dedup: dedupShape,
     buffer: bufferShape, shutdown: shutdownShape, maintenance: maintenanceShape, credentials: credentialsShape,
@@ -343,6 +346,14 @@ export function crossProblems(input: unknown): ConfigProblem[] {
       if (typeof col === 'string' && first !== undefined) add(`delta.kafka_metadata.${k}`, `column ${JSON.stringify(col)} is already used by delta.kafka_metadata.${first}`);
       else seen.set(col, k);
     }
+  }
+  if (raw('delta.create_if_missing') === true && raw('delta.schema') === undefined) {
+    add('delta.schema', 'is required when delta.create_if_missing is true (the columns of the table to create)');
+  }
+  const declared = leaf(input, 'delta.schema', deltaShape.schema);
+  const partitionColumn = raw('delta.partition_column');
+  if (declared !== undefined && declared !== INVALID && typeof partitionColumn === 'string' && !declared.columns.some((c) => c.name === partitionColumn)) {
+    add('delta.schema.columns', `must include the partition column ${JSON.stringify(partitionColumn)} (delta.partition_column)`);
   }
   const mode = leaf(input, 'delta.mode', deltaShape.mode) ?? 'INSERT';
   const mergeKeys = leaf(input, 'delta.merge_keys', columnList);
@@ -462,6 +473,8 @@ export function toConfig(d: ParsedDocument): Config {
         initialBackoffSeconds: dl.storage_retry.initial_backoff,
         maxBackoffSeconds: Math.max(dl.storage_retry.max_backoff, dl.storage_retry.initial_backoff),
       },
+      createIfMissing: dl.create_if_missing,
+      schema: dl.schema === undefined ? undefined : toTableSchema(dl.schema),
     }),
     deadLetter,
     logging: compact({ level: d.logging.level, format: d.logging.format, file: d.logging.file }),

@@ -16,7 +16,7 @@ import { secretValues } from '../config/load.js';
 import { maskingLogger } from '../masking.js';
 import { NativeLogForwarder } from '../native-log.js';
 import type { Stage, RejectedMessage, StagingRecovery } from '../stage.js';
-import { DeltaTarget } from '../table.js';
+import type { DeltaTarget } from '../table.js';
 import { PipelineMetrics } from '../metrics/metrics.js';
 import { Backpressure } from './backpressure.js';
 import { CaughtUpTracker } from './caught-up.js';
@@ -27,6 +27,7 @@ import { FlushSchedule, systemClock, type Clock } from './schedule.js';
 import { MaintenanceScheduler } from './maintenance.js';
 import { describeLost, skippedRange, startPositions } from './start-positions.js';
 import { stageOptions, stagingOptions, writeOptions } from './stage-options.js';
+import { openOrCreateTarget } from './open-table.js';
 import { checkSupported, checkTableFits } from './validate.js';
 
 export type { FlushSummary };
@@ -145,7 +146,7 @@ export class Pipeline {
     const { config } = this;
     configureThreads(config.concurrency.numThreads);
     this.#nativeLogs ??= new NativeLogForwarder(this.#log, this.#nativeLogLevel);
-    const target = await DeltaTarget.open(config.delta.tablePath, config.delta.storageOptions, config.delta.storageRetry);
+    const target = await openOrCreateTarget(config, this.#log);
     checkTableFits(config, target);
     this.#target = target;
     this.metrics.tableVersion(target.uri, target.info().version);

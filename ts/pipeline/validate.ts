@@ -1,8 +1,8 @@
 /**
  * `validate`: checks a configuration against its target table without consuming anything.
  */
-import type { Config } from '../config/index.js';
-import { ConfigError, SchemaMismatchError, type ConfigProblem } from '../errors.js';
+import type { Config, TableSchema } from '../config/index.js';
+import { ConfigError, SchemaMismatchError, TableNotFoundError, type ConfigProblem } from '../errors.js';
 import { DeltaTarget, type TableInfo } from '../table.js';
 import { stageOptions } from './stage-options.js';
 
@@ -18,7 +18,10 @@ export function checkSupported(_config: Config): void {
 
 /** What `validate` found. */
 export interface ValidationReport {
-  readonly table: TableInfo;
+  /** The table, when it exists. */
+  readonly table?: TableInfo;
+  /** When the table is missing and `delta.create_if_missing` is set: what the first start creates. */
+  readonly wouldCreate?: TableSchema;
   /** Where dead letters go. */
   readonly deadLetterSink: string;
 }
@@ -26,15 +29,22 @@ export interface ValidationReport {
 /**
  * Opens the target table and checks it fits the configuration: writable by delta-rs with
  * exactly-once bookkeeping, partitioned by the configured day column, and holding every column
- * the configuration names. Throws a typed error naming the first problem.
+ * the configuration names. Throws a typed error naming the first problem. A missing table with
+ * `delta.create_if_missing` is reported as what would be created.
  */
 export async function validateTarget(config: Config): Promise<ValidationReport> {
   checkSupported(config);
-  const target = await DeltaTarget.open(config.delta.tablePath, config.delta.storageOptions, config.delta.storageRetry);
-  const info = checkTableFits(config, target);
   const deadLetterSink =
     config.deadLetter.kind === 'delta' ? `Delta table ${config.deadLetter.tablePath}` : `Kafka topic ${config.deadLetter.topic}`;
-  return { table: info, deadLetterSink };
+  let target: DeltaTarget;
+  try {
+    target = await DeltaTarget.open(config.delta.tablePath, config.delta.storageOptions, config.delta.storageRetry);
+  } catch (error) {
+    const { createIfMissing, schema } = config.delta;
+    if (error instanceof TableNotFoundError && createIfMissing && schema !== undefined) return { wouldCreate: schema, deadLetterSink };
+    throw error;
+  }
+  return { table: checkTableFits(config, target), deadLetterSink };
 }
 
 /**
