@@ -8,23 +8,10 @@
  * day, as a daily flush would have left the table. The positions go to a topic of its own
  * (`prefill`), so they never touch the measured pipeline's.
  */
-import { DeltaTarget, type MessageBatch } from '../dist/index.js';
+import { DeltaTarget } from '../dist/index.js';
+import { packPartition0 } from './pack.js';
 import { BENCH_DAYS_COLUMN } from './data-set.js';
 import { PREFILL_ROWS_PER_DAY, prefillDays, prefillPayload } from './daily-data.js';
-
-/** Messages of partition 0 from `firstOffset` on, packed as `ts/kafka/packer.ts` packs them. */
-function pack(payloads: readonly string[], firstOffset: number): MessageBatch {
-  const bytes = payloads.map((p) => Buffer.from(p));
-  let at = 0;
-  return {
-    payloads: Buffer.concat(bytes),
-    payloadEnds: Uint32Array.from(bytes, (b) => (at += b.length)),
-    topicIndexes: new Uint16Array(bytes.length),
-    partitions: new Int32Array(bytes.length),
-    offsets: Float64Array.from(bytes, (_, i) => firstOffset + i),
-    timestamps: new Float64Array(bytes.length).fill(Date.now()),
-  };
-}
 
 async function main(): Promise<void> {
   const [table, distinctArg] = process.argv.slice(2);
@@ -39,7 +26,7 @@ async function main(): Promise<void> {
   let rows = 0;
   for (const day of prefillDays()) {
     const payloads = Array.from({ length: PREFILL_ROWS_PER_DAY }, (_, j) => prefillPayload(day, j, distinct));
-    const appended = await stage.append(pack(payloads, offset));
+    const appended = await stage.append(packPartition0(payloads, offset));
     if (appended.rejected.length > 0) throw new Error(`pre-fill rejected ${appended.rejected.length} rows: ${appended.rejected[0]?.reason}`);
     offset += payloads.length;
     rows += (await target.commitRows(stage.take(), appIds, { maxAttempts: 3 })).rowsWritten;

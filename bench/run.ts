@@ -22,7 +22,11 @@
  *   (`BENCH_COMMIT_PARTITIONS`), `BENCH_COMMIT_FLUSHES` (default 60) flushes of the same 3,000
  *   rows each into a fresh table: the median flush and the median read of every txn version.
  *
- * `BENCH_CASES=dedup`, `e2e`, `commit` or `daily` runs one group; `BENCH_E2E_MODES` picks e2e modes (`append` and
+ * - lifecycle (issue #13, no broker, only when named): a table of `BENCH_LIFECYCLE_DAYS` (30)
+ *   days × `BENCH_LIFECYCLE_FILES` (1,000) small files, its snapshot load and a MERGE of one
+ *   day, before and after compacting every day.
+ *
+ * `BENCH_CASES=dedup`, `e2e`, `commit`, `lifecycle` or `daily` runs one group; `BENCH_E2E_MODES` picks e2e modes (`append` and
  * `append-capped`: INSERT without dedup, one flush at the end, uncapped vs `buffer.max_memory`
  * 64 MiB, to compare peak RSS).
  */
@@ -261,8 +265,42 @@ if (cases.has('commit')) {
   );
 }
 
+interface LifecycleResult extends Timed {
+  days: number;
+  filesPerDay: number;
+  buildSeconds: number;
+  before: { openMs: number; mergeMs: number };
+  after: { openMs: number; mergeMs: number };
+  compactSeconds: number;
+  filesRemoved: number;
+  filesAfter: number;
+}
+
+const lifecycleResults: LifecycleResult[] = [];
+if (cases.has('lifecycle')) {
+  const days = Number(process.env.BENCH_LIFECYCLE_DAYS ?? 30);
+  const filesPerDay = Number(process.env.BENCH_LIFECYCLE_FILES ?? 1000);
+  const dir = mkdtempSync(join(tmpdir(), 'kdr-bench-lifecycle-'));
+  try {
+    const r = runCase<LifecycleResult>('./lifecycle-case.ts', [dir, String(days), String(filesPerDay)]);
+    lifecycleResults.push(r);
+    console.log(`\nA ${days}-day table of ${filesPerDay} files a day (built in ${r.buildSeconds.toFixed(1)} s), before and after compacting every day (${r.compactSeconds.toFixed(1)} s, ${r.filesRemoved} files removed, ${r.filesAfter} left):\n`);
+    console.log(
+      table(
+        ['', 'snapshot load ms', 'MERGE of one day ms'],
+        [
+          ['before', r.before.openMs.toFixed(0), r.before.mergeMs.toFixed(0)],
+          ['after', r.after.openMs.toFixed(0), r.after.mergeMs.toFixed(0)],
+        ],
+      ),
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 const machine = { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version };
 mkdirSync(here('../bench/results'), { recursive: true });
 const file = here(`../bench/results/${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-writeFileSync(file, JSON.stringify({ machine, repeats, dedup: dedupResults, e2e: e2eResults, daily: dailyResults, commit: commitResults }, null, 2));
+writeFileSync(file, JSON.stringify({ machine, repeats, dedup: dedupResults, e2e: e2eResults, daily: dailyResults, commit: commitResults, lifecycle: lifecycleResults }, null, 2));
 console.log(`\nresults: ${file}`);

@@ -37,6 +37,7 @@ mod target;
 mod threads;
 mod timestamps;
 mod txn_index;
+mod verify;
 mod write;
 mod write_settings;
 

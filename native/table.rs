@@ -253,6 +253,28 @@ impl DeltaTarget {
         })
     }
 
+    /// Duplicate and missing Kafka offsets in the newest version (see `verify.rs`); the dead
+    /// letters' offsets are not missing.
+    #[napi(ts_return_type = "Promise<OffsetAudit>")]
+    pub fn audit_offsets<'env>(
+        &self,
+        env: &'env Env,
+        columns: crate::verify::OffsetColumns,
+        dead_letters: Option<&DeltaTarget>,
+        limit: u32,
+    ) -> napi::Result<PromiseRaw<'env, crate::verify::OffsetAudit>> {
+        let target = self.target.clone();
+        let dead_letters = dead_letters.map(|d| d.target.clone());
+        spawn(env, async move {
+            let table = target.refresh("scanning the Kafka offsets").await?;
+            let dead = match &dead_letters {
+                Some(d) => Some(d.refresh("scanning the dead letters").await?),
+                None => None,
+            };
+            crate::verify::audit_offsets(&table, &columns, dead.as_ref(), limit).await
+        })
+    }
+
     /// Every day's file counts at the newest version, from the log (no data is read).
     #[napi(ts_return_type = "Promise<Array<DayFiles>>")]
     pub fn day_files<'env>(

@@ -29,9 +29,10 @@ import { nativeVersions } from './native.js';
 import { compactDays, daysToCompact, firstOpenDay } from './pipeline/maintenance.js';
 import { Pipeline } from './pipeline/pipeline.js';
 import { validateTarget } from './pipeline/validate.js';
+import { formatVerifyReport, verifyTable } from './verify.js';
 import { DeltaTarget } from './table.js';
 
-export const EXIT = { ok: 0, failure: 1, config: 2, table: 3, kafka: 4, forced: 130 } as const;
+export const EXIT = { ok: 0, failure: 1, config: 2, table: 3, kafka: 4, verify: 5, forced: 130 } as const;
 
 const packageVersion = (): string => {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -39,7 +40,7 @@ const packageVersion = (): string => {
 };
 
 /** Options that are not config overrides. */
-const OWN_OPTIONS = new Set(['_', '$0', 'config', 'c', 'until-caught-up', 'untilCaughtUp', 'dry-run', 'dryRun', 'force', 'day', 'help', 'version']);
+const OWN_OPTIONS = new Set(['_', '$0', 'config', 'c', 'until-caught-up', 'untilCaughtUp', 'dry-run', 'dryRun', 'force', 'day', 'json', 'help', 'version']);
 
 /** Free-form maps whose keys contain dots themselves (`fetch.min.bytes`). */
 const DOTTED_KEY_MAPS: ReadonlyArray<readonly [string, string]> = [
@@ -109,6 +110,20 @@ async function validate(configPath: string, overrides: Record<string, unknown>):
     out.write(`topics: ${config.kafka.topics.join(', ')} (group ${config.kafka.groupId})\n`);
     out.write(`dead letters: ${result.deadLetterSink}\n`);
     return EXIT.ok;
+  } catch (error) {
+    return report(error, secrets);
+  }
+}
+
+/** `verify`: the table against Kafka (positions, lag, lost offsets, duplicates, gaps); exit 5 on a problem. */
+async function verify(configPath: string, overrides: Record<string, unknown>, json: boolean): Promise<number> {
+  let secrets: string[] = [];
+  try {
+    const config = await loadConfig({ path: configPath, overrides });
+    secrets = secretValues(config);
+    const result = await verifyTable(config);
+    process.stdout.write(json ? `${JSON.stringify(result, null, 2)}\n` : formatVerifyReport(result));
+    return result.problems.length === 0 ? EXIT.ok : EXIT.verify;
   } catch (error) {
     return report(error, secrets);
   }
@@ -292,6 +307,14 @@ export async function main(args: readonly string[]): Promise<number> {
       },
     )
     .command(
+      'verify',
+      "Check the table against Kafka: each partition's recorded position, lag and offsets lost to retention; with Kafka metadata columns, offsets held twice or missing",
+      (y) => y.option('json', { type: 'boolean', default: false, describe: 'Print the report as JSON' }),
+      async (argv) => {
+        code = await verify(argv.config, overridesFrom(argv), argv.json);
+      },
+    )
+    .command(
       'checkpoint',
       "Write a checkpoint of the table's newest version, then remove the log files older than its delta.logRetentionDuration",
       (y) => y,
@@ -326,7 +349,8 @@ export async function main(args: readonly string[]): Promise<number> {
         'KAFKA_DELTA_KAFKA_USERNAME / KAFKA_DELTA_KAFKA_PASSWORD.',
         '',
         'Exit codes: 0 done; 1 runtime failure; 2 invalid configuration or usage; 3 table missing,',
-        'unsupported or not fitting the configuration; 4 Kafka unreachable; 130 forced stop by a second signal.',
+        'unsupported or not fitting the configuration; 4 Kafka unreachable; 5 verify found a problem;',
+        '130 forced stop by a second signal.',
       ].join('\n'),
     )
     .version(`${packageVersion()} (native core ${nativeVersions().core}, deltalake ${nativeVersions().deltalake}, arrow ${nativeVersions().arrow})`)

@@ -26,10 +26,13 @@ export { Pipeline } from './pipeline/pipeline.js';
 export type { DeadLetterEvent, FlushSummary, PipelineEvents, PipelineOptions, RunSummary } from './pipeline/pipeline.js';
 export { txnAppId } from './pipeline/identity.js';
 export { validateTarget } from './pipeline/validate.js';
+export { formatVerifyReport, verifyTable } from './verify.js';
+export type { PartitionVerdict, VerifyReport } from './verify.js';
+export type { KafkaPartitionState } from './kafka/group-positions.js';
 export type { ValidationReport } from './pipeline/validate.js';
 export { DeltaTarget, createTable } from './table.js';
 export { DEFAULT_STORAGE_RETRY } from './storage-retry.js';
-export type { CheckpointResult, ColumnSpec, CommitResult, DayFiles, DeadLetterRecord, MergeOptions, MergeStats, OptimizeOptions, OptimizeResult, PartitionAppId, RowCommitOptions, TableInfo, TxnVersion, VacuumOptions, VacuumResult, WriteMode } from './table.js';
+export type { CheckpointResult, ColumnSpec, CommitResult, DayFiles, DeadLetterRecord, MergeOptions, MergeStats, DuplicateOffset, OffsetAudit, OffsetColumns, OffsetGap, OptimizeOptions, OptimizeResult, PartitionAppId, PartitionOffsets, RowCommitOptions, TableInfo, TxnVersion, VacuumOptions, VacuumResult, WriteMode } from './table.js';
 export { Stage } from './stage.js';
 export { StagedSegment } from './segment.js';
 export type {

@@ -14,6 +14,11 @@ import {
   type MergeOptions,
   type MergeStats,
   type OptimizeOptions,
+  type DuplicateOffset,
+  type OffsetAudit,
+  type OffsetGap,
+  type PartitionOffsets,
+  type OffsetColumns,
   type OptimizeResult,
   type PartitionAppId,
   type PartitionSummary,
@@ -29,7 +34,7 @@ import { DEFAULT_STORAGE_RETRY } from './storage-retry.js';
 import { nativeSegment, type StagedSegment } from './segment.js';
 import { Stage, nativeStage, type StageOptions } from './stage.js';
 
-export type { CheckpointResult, ColumnSpec, CommitResult, DayFiles, DeadLetterRecord, DedupOptions, TxnVersion, MergeOptions, MergeStats, OptimizeOptions, OptimizeResult, PartitionAppId, PartitionSummary, StorageRetryOptions, TableInfo, VacuumOptions, VacuumResult, WriteMode };
+export type { CheckpointResult, ColumnSpec, CommitResult, DayFiles, DeadLetterRecord, DedupOptions, TxnVersion, MergeOptions, MergeStats, DuplicateOffset, OffsetAudit, OffsetColumns, OffsetGap, OptimizeOptions, OptimizeResult, PartitionAppId, PartitionOffsets, PartitionSummary, StorageRetryOptions, TableInfo, VacuumOptions, VacuumResult, WriteMode };
 
 /** How {@link DeltaTarget.commitRows} writes a segment's rows. */
 export interface RowCommitOptions {
@@ -119,6 +124,15 @@ export class DeltaTarget {
    */
   dayFiles(dayColumn: string, targetSizeBytes: number): Promise<DayFiles[]> {
     return native(this.#native.dayFiles(dayColumn, targetSizeBytes));
+  }
+
+  /**
+   * Scans the newest version's Kafka coordinate columns for offsets held by more than one row
+   * and offsets missing between each partition's first and last (the dead-letter table's rows
+   * fill them); lists at most `limit` of each, counts all.
+   */
+  auditOffsets(columns: OffsetColumns, deadLetters?: DeltaTarget, limit = 100): Promise<OffsetAudit> {
+    return native(this.#native.auditOffsets(columns, deadLetters === undefined ? undefined : deadLetters.#native, limit));
   }
 
   /**

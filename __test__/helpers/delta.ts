@@ -98,6 +98,11 @@ export function filesPerDay(path: string, column = 'date_col'): Record<string, n
   return out;
 }
 
+/** Deletes the rows matching a SQL predicate, as another writer would. */
+export function deleteWithPython(path: string, predicate: string): void {
+  python(['delete', path, predicate]);
+}
+
 /** Appends rows, as another writer would. */
 export function appendWithPython(path: string, rows: Array<Record<string, unknown>>): void {
   const text = JSON.stringify(rows);

@@ -130,6 +130,12 @@ def history(path):
     print(json.dumps([{"version": e.get("version"), "operation": e.get("operation")} for e in entries]))
 
 
+def delete(path, predicate):
+    dt = DeltaTable(path, storage_options=OPTIONS)
+    dt.delete(predicate)
+    print(json.dumps({"version": DeltaTable(path, storage_options=OPTIONS).version()}))
+
+
 def describe(path):
     dt = DeltaTable(path, storage_options=OPTIONS)
     fields = json.loads(dt.schema().to_json())["fields"]
@@ -158,7 +164,8 @@ if __name__ == "__main__":
      "set-property": lambda: set_property(*args), "add-column": lambda: add_column(*args),
      "checkpoint": lambda: checkpoint(*args),
      "compact": lambda: compact(*args), "files": lambda: files(*args),
-     "history": lambda: history(*args), "describe": lambda: describe(*args)}[command]()
+     "history": lambda: history(*args), "describe": lambda: describe(*args),
+     "delete": lambda: delete(*args)}[command]()
     sys.stdout.flush()
     # deltalake's runtime threads can abort the interpreter's teardown ("terminate called without
     # an active exception"); the answer is already written, so leave without it.
