@@ -212,6 +212,9 @@ num.partitions=3
 offsets.topic.num.partitions=5
 transaction.state.log.num.partitions=5
 group.initial.rebalance.delay.ms=0
+# no time-based retention: tests produce events with fixed timestamps (e.g. 2026-11-23) that
+# the default 7 days would expire in the background, emptying a topic between produce and read
+log.retention.ms=-1
 
 # small machine
 num.network.threads=2
