@@ -80,8 +80,9 @@ async function openDeadLetters(config: Config, notes: string[]): Promise<DeltaTa
 /** Offsets recorded as written past the last one either table holds. */
 function trailingGaps(audit: OffsetAudit, partitions: readonly PartitionVerdict[]): OffsetAudit['gaps'] {
   const gaps: OffsetAudit['gaps'] = [];
+  const byPartition = new Map(audit.partitions.map((h) => [`${h.topic}\u0000${h.partition}`, h]));
   for (const p of partitions) {
-    const held = audit.partitions.find((h) => h.topic === p.topic && h.partition === p.partition);
+    const held = byPartition.get(`${p.topic}\u0000${p.partition}`);
     if (held !== undefined && p.tableOffset !== undefined && held.last < p.tableOffset) {
       gaps.push({ topic: p.topic, partition: p.partition, from: held.last + 1, to: p.tableOffset });
     }

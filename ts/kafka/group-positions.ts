@@ -46,14 +46,17 @@ export async function readGroupPositions(config: Config): Promise<KafkaPartition
     const committed = await call<Kafka.TopicPartitionOffset[]>(`the offsets group ${config.kafka.groupId} committed`, (done) =>
       consumer.committed(refs, TIMEOUT_MS, done),
     );
-    const states: KafkaPartitionState[] = [];
-    for (const ref of refs) {
-      const marks = await call<Kafka.WatermarkOffsets>(`the watermarks of ${ref.topic}[${ref.partition}]`, (done) =>
-        consumer.queryWatermarkOffsets(ref.topic, ref.partition, TIMEOUT_MS, done),
-      );
-      const at = committed.find((c) => c.topic === ref.topic && c.partition === ref.partition)?.offset;
-      states.push({ ...ref, logStart: marks.lowOffset, highWatermark: marks.highOffset, ...(at !== undefined && at >= 0 ? { committed: at } : {}) });
-    }
+    // One watermark request per partition, all in flight at once (1,000 partitions are not
+    // 1,000 round trips in a row).
+    const states = await Promise.all(
+      refs.map(async (ref): Promise<KafkaPartitionState> => {
+        const marks = await call<Kafka.WatermarkOffsets>(`the watermarks of ${ref.topic}[${ref.partition}]`, (done) =>
+          consumer.queryWatermarkOffsets(ref.topic, ref.partition, TIMEOUT_MS, done),
+        );
+        const at = committed.find((c) => c.topic === ref.topic && c.partition === ref.partition)?.offset;
+        return { ...ref, logStart: marks.lowOffset, highWatermark: marks.highOffset, ...(at !== undefined && at >= 0 ? { committed: at } : {}) };
+      }),
+    );
     return states;
   } finally {
     await new Promise<void>((resolve) => consumer.disconnect(() => resolve()));
