@@ -83,7 +83,8 @@ test.serial('[integration] openers racing to create the same missing table all o
   t.deepEqual(targets.map((target) => target.info().version), [0, 0, 0, 0]);
   t.deepEqual(tableHistory(table).map((h) => h.operation), ['CREATE TABLE']);
   t.is(lines.filter((l) => l === 'table created').length, 1, lines.join('\n'));
-  t.is(lines.filter((l) => l.startsWith('table created by another writer')).length, 3, lines.join('\n'));
+  // An opener that starts after the CREATE landed just opens the table: at most the other three lost the race.
+  t.true(lines.filter((l) => l.startsWith('table created by another writer')).length <= 3, lines.join('\n'));
 });
 
 test('a declared table that cannot be created is a config error naming the key', (t) => {
