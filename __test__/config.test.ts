@@ -93,6 +93,7 @@ test('defaults fill a minimal document', (t) => {
   t.is(c.kafka.startFrom, 'earliest');
   t.is(c.kafka.consumeTimeoutMs, 100);
   t.is(c.delta.unknownFields, 'ignore');
+  t.is(c.delta.schemaEvolution, 'none');
   t.deepEqual(c.delta.kafkaMetadata, {});
   t.deepEqual(c.delta.mergeKeys, []);
   t.false('deleteWhen' in c.delta);
@@ -114,6 +115,14 @@ test('mode UPSERT names delta.mode, the value and the allowed values', (t) => {
   t.true(msg.includes('INSERT') && msg.includes('MERGE'));
   t.true(err.message.includes('delta.mode'));
   t.is(ok(doc({ delta: { mode: 'merge', merge_keys: ['id'] } })).delta.mode, 'MERGE');
+});
+
+test('schema_evolution names the key: an unknown value, and add_columns with unknown_fields: reject', (t) => {
+  t.is(ok(doc({ delta: { schema_evolution: 'ADD_COLUMNS' } })).delta.schemaEvolution, 'add_columns');
+  t.regex(problem(fails(t, doc({ delta: { schema_evolution: 'merge' } })), 'delta.schema_evolution'), /none, add_columns.*"merge"/);
+  const err = fails(t, doc({ delta: { schema_evolution: 'add_columns', unknown_fields: 'reject' } }));
+  t.deepEqual(err.problems.map((p) => p.key), ['delta.schema_evolution']);
+  t.regex(problem(err, 'delta.schema_evolution'), /cannot be combined with delta\.unknown_fields: reject/);
 });
 
 test('unknown keys are problems with a did-you-mean hint', (t) => {

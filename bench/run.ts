@@ -25,8 +25,10 @@
  * - lifecycle (issue #13, no broker, only when named): a table of `BENCH_LIFECYCLE_DAYS` (30)
  *   days × `BENCH_LIFECYCLE_FILES` (1,000) small files, its snapshot load and a MERGE of one
  *   day, before and after compacting every day.
+ * - evolve (issue #13, no broker, only when named): decoding `BENCH_EVOLVE_BATCHES` (20) batches
+ *   of 10,000 messages with `delta.schema_evolution` off and on, two new fields from the middle on.
  *
- * `BENCH_CASES=dedup`, `e2e`, `commit`, `lifecycle` or `daily` runs one group; `BENCH_E2E_MODES` picks e2e modes (`append` and
+ * `BENCH_CASES=dedup`, `e2e`, `commit`, `lifecycle`, `evolve` or `daily` runs one group; `BENCH_E2E_MODES` picks e2e modes (`append` and
  * `append-capped`: INSERT without dedup, one flush at the end, uncapped vs `buffer.max_memory`
  * 64 MiB, to compare peak RSS).
  */
@@ -265,6 +267,35 @@ if (cases.has('commit')) {
   );
 }
 
+interface EvolveResult extends Timed {
+  mode: string;
+  batch: number;
+  batches: number;
+  beforeMs: number;
+  arrivalMs: number;
+  afterMs: number;
+}
+
+const evolveResults: Array<Spread<EvolveResult>> = [];
+if (cases.has('evolve')) {
+  const batches = Number(process.env.BENCH_EVOLVE_BATCHES ?? 20);
+  for (const mode of ['off', 'on']) {
+    const dir = mkdtempSync(join(tmpdir(), 'kdr-bench-evolve-'));
+    try {
+      evolveResults.push(repeated<EvolveResult>(`evolve ${mode}`, './evolve-case.ts', [dir, mode, String(batches)]));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  console.log(`\nDecoding with delta.schema_evolution off and on, ${batches} batches of ${evolveResults[0]?.batch ?? 0} messages, two new fields from the middle batch on (median run of ${repeats}):\n`);
+  console.log(
+    table(
+      ['schema_evolution', 'ms/batch before', 'ms for the batch bringing the fields', 'ms/batch after (pending)'],
+      evolveResults.map((r) => [r.mode, r.beforeMs.toFixed(1), r.arrivalMs.toFixed(1), r.afterMs.toFixed(1)]),
+    ),
+  );
+}
+
 interface LifecycleResult extends Timed {
   days: number;
   filesPerDay: number;
@@ -302,5 +333,5 @@ if (cases.has('lifecycle')) {
 const machine = { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version };
 mkdirSync(here('../bench/results'), { recursive: true });
 const file = here(`../bench/results/${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-writeFileSync(file, JSON.stringify({ machine, repeats, dedup: dedupResults, e2e: e2eResults, daily: dailyResults, commit: commitResults, lifecycle: lifecycleResults }, null, 2));
+writeFileSync(file, JSON.stringify({ machine, repeats, dedup: dedupResults, e2e: e2eResults, daily: dailyResults, commit: commitResults, lifecycle: lifecycleResults, evolve: evolveResults }, null, 2));
 console.log(`\nresults: ${file}`);

@@ -63,6 +63,8 @@ pub struct DecodeOptions {
     pub epoch_unit: EpochUnit,
     /// A record whose day is further than this from today is a dead letter.
     pub day_window_years: u32,
+    /// A field the table lacks becomes a column (`evolve.rs`).
+    pub add_columns: bool,
 }
 
 /// The kind of the table's partition column.
@@ -77,10 +79,13 @@ enum DayColumn {
 pub struct DecodeSpec {
     pub options: DecodeOptions,
     pub table_schema: SchemaRef,
+    /// The columns whose types are settled: the table's as loaded, plus evolved columns once
+    /// their rows were taken for a commit. `table_schema` less these are pending (`evolve.rs`).
+    pub committed: SchemaRef,
     /// Table schema plus the internal position columns.
     pub staged_schema: SchemaRef,
     /// The table columns read from the JSON, all nullable so a missing field gets its own reason.
-    json_schema: SchemaRef,
+    pub(crate) json_schema: SchemaRef,
     day_column: DayColumn,
     metadata: Vec<MetadataColumn>,
     timestamps: TimestampFields,
@@ -131,6 +136,15 @@ pub struct Decoded {
 
 impl DecodeSpec {
     pub fn new(table_schema: SchemaRef, options: DecodeOptions) -> CoreResult<Self> {
+        Self::evolved(table_schema.clone(), table_schema, options)
+    }
+
+    /// A spec for `table_schema` of which only `committed` is settled (schema evolution).
+    pub fn evolved(
+        table_schema: SchemaRef,
+        committed: SchemaRef,
+        options: DecodeOptions,
+    ) -> CoreResult<Self> {
         let partition = table_schema
             .field_with_name(&options.partition_column)
             .map_err(|_| {
@@ -164,6 +178,7 @@ impl DecodeSpec {
             json_schema,
             staged_schema: crate::schema_change::staged_schema(&table_schema),
             table_schema,
+            committed,
             day_column,
             metadata,
             options,
@@ -217,8 +232,12 @@ impl DecodeSpec {
             })
             .collect();
         let json_builder = || {
+            // With add_columns an unknown field must fail its message to be found, and a field
+            // widened to string takes the numbers and booleans that made it one.
+            let evolving = self.options.add_columns;
             ReaderBuilder::new(self.json_schema.clone())
-                .with_strict_mode(self.options.reject_unknown_fields)
+                .with_strict_mode(self.options.reject_unknown_fields || evolving)
+                .with_coerce_primitive(evolving)
         };
         let (json_rows, mut accepted) =
             decode_json(&json_builder, messages, &candidates, &mut rejected)?;

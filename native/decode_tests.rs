@@ -20,6 +20,7 @@ fn options(day_source: DaySource) -> DecodeOptions {
         day_source,
         timezone: crate::day::parse_timezone("UTC").expect("tz"),
         reject_unknown_fields: false,
+        add_columns: false,
         metadata: KafkaMetadataColumns {
             offset: Some("kafka_offset".into()),
             ..Default::default()

@@ -11,6 +11,7 @@ mod dead_letters;
 mod decode;
 mod dedup;
 mod error;
+mod evolve;
 mod js_error;
 mod json;
 mod keys;

@@ -28,6 +28,8 @@ pub struct MergeSpec {
     /// The column ordering rows of a key; without it, arrival order (the table's row arrived
     /// before any incoming row).
     pub order_by: Option<String>,
+    /// The rows add columns to the table (schema evolution): the MERGE adds them to its schema.
+    pub merge_schema: bool,
 }
 
 impl MergeSpec {
@@ -151,6 +153,7 @@ pub async fn merge_rows(
         .with_source_alias(SOURCE)
         .with_target_alias(TARGET)
         .with_streaming(true)
+        .with_merge_schema(spec.merge_schema)
         .with_session_state(session)
         .with_writer_properties(writer.clone())
         .with_commit_properties(properties);

@@ -3,10 +3,14 @@
 //! them in the table's schema of the moment: a column added since is null in them. A column
 //! dropped or retyped since cannot be written from them and stops the commit with an error
 //! naming the columns. The stage decodes with the new schema from the next flush on.
+//! Columns schema evolution added or widened (`evolve.rs`) are brought in the same way: a struct
+//! gains its new fields as nulls, an integer column staged before it widened is cast to float or
+//! string.
 
 use std::sync::Arc;
 
-use deltalake::arrow::array::{new_null_array, ArrayRef, RecordBatch};
+use deltalake::arrow::array::{new_null_array, Array, ArrayRef, RecordBatch, StructArray};
+use deltalake::arrow::compute::cast;
 use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
 use crate::decode::{OFFSET_COLUMN, PARTITION_COLUMN, TOPIC_COLUMN};
@@ -50,13 +54,15 @@ pub fn conform(batch: RecordBatch, target: &SchemaRef) -> CoreResult<RecordBatch
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(target.fields().len());
     for field in target.fields() {
         match batch.column_by_name(field.name()) {
-            Some(column) if column.data_type() == field.data_type() => columns.push(column.clone()),
-            Some(column) => problems.push(format!(
-                "{:?} is now {} (staged as {})",
-                field.name(),
-                field.data_type(),
-                column.data_type()
-            )),
+            Some(column) => match conform_array(column, field.data_type()) {
+                Ok(column) => columns.push(column),
+                Err(()) => problems.push(format!(
+                    "{:?} is now {} (staged as {})",
+                    field.name(),
+                    field.data_type(),
+                    column.data_type()
+                )),
+            },
             None if field.is_nullable() => {
                 columns.push(new_null_array(field.data_type(), batch.num_rows()));
             }
@@ -72,6 +78,49 @@ pub fn conform(batch: RecordBatch, target: &SchemaRef) -> CoreResult<RecordBatch
         )));
     }
     Ok(RecordBatch::try_new(target.clone(), columns)?)
+}
+
+/// `column` as `target`: the same type as it is; a struct with the target's fields (nullable
+/// fields it lacks are null); a scalar widened by schema evolution (integer to float, a scalar
+/// to string) cast. Anything else cannot be brought into the target.
+fn conform_array(column: &ArrayRef, target: &DataType) -> Result<ArrayRef, ()> {
+    if column.data_type() == target {
+        return Ok(column.clone());
+    }
+    match (column.data_type(), target) {
+        (DataType::Struct(_), DataType::Struct(fields)) => {
+            let source = column.as_any().downcast_ref::<StructArray>().ok_or(())?;
+            if source
+                .fields()
+                .iter()
+                .any(|f| fields.find(f.name()).is_none())
+            {
+                return Err(());
+            }
+            let mut children = Vec::with_capacity(fields.len());
+            for field in fields {
+                children.push(match source.column_by_name(field.name()) {
+                    Some(child) => conform_array(child, field.data_type())?,
+                    None if field.is_nullable() => new_null_array(field.data_type(), source.len()),
+                    None => return Err(()),
+                });
+            }
+            StructArray::try_new(fields.clone(), children, source.nulls().cloned())
+                .map(|a| Arc::new(a) as ArrayRef)
+                .map_err(|_| ())
+        }
+        (from, to) if crate::evolve::wider(from, to) == *to && is_json_scalar(from) => {
+            cast(column, to).map_err(|_| ())
+        }
+        _ => Err(()),
+    }
+}
+
+fn is_json_scalar(t: &DataType) -> bool {
+    matches!(
+        t,
+        DataType::Boolean | DataType::Int64 | DataType::Float64 | DataType::Utf8
+    )
 }
 
 #[cfg(test)]
@@ -118,15 +167,15 @@ mod tests {
         let old = table(vec![
             Field::new("id", DataType::Utf8, false),
             Field::new("gone", DataType::Utf8, true),
-            Field::new("n", DataType::Int64, true),
+            Field::new("n", DataType::Utf8, true),
         ]);
         let new = table(vec![
             Field::new("id", DataType::Utf8, false),
-            Field::new("n", DataType::Utf8, true),
+            Field::new("n", DataType::Int64, true),
         ]);
         let err = conform(staged_rows(&old), &staged_schema(&new)).expect_err("incompatible");
         let text = err.to_string();
         assert!(text.contains("\"gone\" was dropped"), "{text}");
-        assert!(text.contains("\"n\" is now Utf8"), "{text}");
+        assert!(text.contains("\"n\" is now Int64"), "{text}");
     }
 }

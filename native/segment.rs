@@ -30,6 +30,8 @@ pub struct SegmentData {
     pub spilled: Vec<Generation>,
     /// The staging the spilled generations live in (to read and then release them).
     pub staging: Option<Arc<Mutex<Staging>>>,
+    /// Schema evolution is on: the commit adds the columns the rows have beyond the table.
+    pub add_columns: bool,
 }
 
 impl SegmentData {

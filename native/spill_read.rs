@@ -111,6 +111,37 @@ impl SegmentPart {
         self.schema = Some(crate::schema_change::staged_schema(table_schema));
     }
 
+    /// The table columns of all the part's rows together: spill files keep the staged schema of
+    /// their time, so a column added by schema evolution may be in only the later ones.
+    pub fn staged_columns(&self) -> CoreResult<deltalake::arrow::datatypes::Schema> {
+        let table_part = |schema: &SchemaRef| {
+            let fields = schema.fields();
+            deltalake::arrow::datatypes::Schema::new(fields[..fields.len() - 3].to_vec())
+        };
+        // Oldest first: spill files in order, then the rows in memory.
+        let mut schemas: Vec<SchemaRef> = Vec::new();
+        for file in &self.files {
+            let opened = std::fs::File::open(&file.path).map_err(|e| {
+                CoreError::Staging(format!("cannot open {}: {e}", file.path.display()))
+            })?;
+            schemas
+                .push(deltalake::arrow::ipc::reader::FileReader::try_new(opened, None)?.schema());
+        }
+        schemas.extend(
+            self.memory
+                .values()
+                .flatten()
+                .next()
+                .map(RecordBatch::schema),
+        );
+        // A staged schema only grows and widens: the newer one's types win.
+        let mut schemas = schemas.iter().rev().map(table_part);
+        let newest = schemas
+            .next()
+            .ok_or_else(|| CoreError::Internal("a segment part without rows".into()))?;
+        Ok(schemas.fold(newest, |all, older| crate::evolve::union(&all, &older)))
+    }
+
     /// A staged batch in the schema this part is read in.
     pub fn conformed(&self, batch: RecordBatch) -> CoreResult<RecordBatch> {
         match &self.schema {

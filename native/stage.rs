@@ -15,11 +15,12 @@ use crate::decode::DecodeSpec;
 use crate::error::{lock, off_thread, CoreResult};
 use crate::js_error::{spawn, OrThrow};
 use crate::positions::{Ownership, PartitionKey, PartitionPosition, PartitionStartPosition};
-use crate::schema_change::{added_columns, conform};
+use crate::schema_change::added_columns;
 use crate::segment::{SegmentData, StagedSegment};
 use crate::spill::Staging;
 use crate::stage_work::{
-    append_blocking, forget_blocking, persist_blocking, recover_blocking, retry_spill_blocking,
+    adopt, append_blocking, forget_blocking, persist_blocking, recover_blocking,
+    retry_spill_blocking,
 };
 
 /// One consumed batch of Kafka messages, packed by `ts/kafka/packer.ts` into a few buffers so
@@ -117,7 +118,7 @@ pub struct StageState {
 #[napi]
 pub struct Stage {
     /// How messages are decoded; replaced when the table's schema changes (`follow_schema`).
-    pub(crate) spec: Mutex<Arc<DecodeSpec>>,
+    pub(crate) spec: Arc<Mutex<Arc<DecodeSpec>>>,
     pub(crate) state: Arc<Mutex<StageState>>,
 }
 
@@ -131,7 +132,7 @@ impl Stage {
                 schema: spec.staged_schema.clone(),
                 spill_blocked: None,
             })),
-            spec: Mutex::new(Arc::new(spec)),
+            spec: Arc::new(Mutex::new(Arc::new(spec))),
         }
     }
 
@@ -140,21 +141,33 @@ impl Stage {
     /// until a commit reads them (`schema_change.rs`).
     pub fn follow(&self, table_schema: SchemaRef) -> CoreResult<Vec<String>> {
         let mut spec = lock(&self.spec)?;
-        if spec.table_schema.fields() == table_schema.fields() {
+        // Columns this stage added that no commit has written yet stay in the schema it
+        // decodes with (`evolve.rs`).
+        let decoding = if spec.options.add_columns {
+            Arc::new(crate::evolve::union(&table_schema, &spec.table_schema))
+        } else {
+            table_schema.clone()
+        };
+        if spec.table_schema.fields() == decoding.fields()
+            && spec.committed.fields() == table_schema.fields()
+        {
             return Ok(Vec::new());
         }
-        let added = added_columns(&spec.table_schema, &table_schema);
-        let next = DecodeSpec::new(table_schema, spec.options.clone())?;
-        let mut state = lock(&self.state)?;
-        let schema = next.staged_schema.clone();
-        for batches in state.segment.by_day.values_mut() {
-            for batch in batches.iter_mut() {
-                *batch = conform(batch.clone(), &schema)?;
-            }
-        }
-        state.schema = schema;
-        *spec = Arc::new(next);
+        let added = added_columns(&spec.table_schema, &decoding);
+        let next = DecodeSpec::evolved(decoding, table_schema, spec.options.clone())?;
+        adopt(&mut spec, &self.state, next)?;
         Ok(added)
+    }
+
+    /// Settles the types of the columns schema evolution added: the rows taken now carry them
+    /// into the table, so from here on a record of another type is a dead letter.
+    fn settle_pending(&self) -> CoreResult<bool> {
+        let mut spec = lock(&self.spec)?;
+        if spec.options.add_columns && spec.committed.fields() != spec.table_schema.fields() {
+            let settled = DecodeSpec::new(spec.table_schema.clone(), spec.options.clone())?;
+            *spec = Arc::new(settled);
+        }
+        Ok(spec.options.add_columns)
     }
 
     fn staging(&self) -> CoreResult<Option<Arc<Mutex<Staging>>>> {
@@ -172,7 +185,7 @@ impl Stage {
         env: &'env Env,
         batch: MessageBatch,
     ) -> napi::Result<PromiseRaw<'env, AppendResult>> {
-        let spec = lock(&self.spec).or_throw(env)?.clone();
+        let spec = self.spec.clone();
         let state = self.state.clone();
         spawn(
             env,
@@ -183,11 +196,13 @@ impl Stage {
     /// Takes everything staged so far, leaving the stage empty for the batches that follow.
     #[napi(catch_unwind)]
     pub fn take(&self, env: &Env) -> napi::Result<StagedSegment> {
+        let add_columns = self.settle_pending().or_throw(env)?;
         let mut state = lock(&self.state).or_throw(env)?;
         // Rows in memory leave with the segment, with their coverage: the next part continues
         // after them (the ownership keeps how far each partition was read).
         let mut data = std::mem::take(&mut state.segment);
         data.staging = state.staging.clone();
+        data.add_columns = add_columns;
         Ok(StagedSegment::new(data))
     }
 

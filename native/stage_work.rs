@@ -3,7 +3,7 @@
 //! a blocked spill, and recovering spilled rows at start.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use deltalake::arrow::array::{RecordBatch, UInt32Array};
 use deltalake::arrow::compute::take_record_batch;
@@ -19,7 +19,7 @@ use crate::spill::{Generation, Staging};
 use crate::stage::{AppendResult, MessageBatch, RejectedMessage, StageState, StagingRecovery};
 
 pub(crate) fn append_blocking(
-    spec: &DecodeSpec,
+    spec_cell: &Mutex<Arc<DecodeSpec>>,
     state: &Mutex<StageState>,
     batch: &MessageBatch,
 ) -> CoreResult<AppendResult> {
@@ -41,7 +41,13 @@ pub(crate) fn append_blocking(
         absent: batch.absent.as_deref(),
     };
     let started = std::time::Instant::now();
-    let decoded = crate::threads::install(|| spec.decode(&messages))??;
+    let spec = lock(spec_cell)?.clone();
+    let (decoded, evolved) =
+        crate::threads::install(|| crate::evolve::decode_evolving(&spec, &messages))??;
+    let spec = match evolved {
+        Some(next) => evolve_stage(spec_cell, &spec, state, next)?,
+        None => spec,
+    };
     crate::metrics::DECODE.record(started.elapsed(), messages.len());
     let by_day = match &decoded.rows {
         Some(rows) => split_by_day(rows, &decoded.days)?,
@@ -50,7 +56,7 @@ pub(crate) fn append_blocking(
     let dead = if decoded.rejected.is_empty() {
         None
     } else {
-        Some(dead_letter_batch(spec, &messages, &decoded.rejected)?)
+        Some(dead_letter_batch(&spec, &messages, &decoded.rejected)?)
     };
     let mut rejected: Vec<RejectedMessage> = decoded
         .rejected
@@ -120,6 +126,46 @@ pub(crate) fn append_blocking(
         spilled,
         spill_blocked: state.spill_blocked.clone(),
     })
+}
+
+/// Installs the spec a batch widened the schema to (unless the schema changed since the batch
+/// began: then both changes together) and returns the spec the batch's rows are in.
+fn evolve_stage(
+    spec_cell: &Mutex<Arc<DecodeSpec>>,
+    decoded_with: &Arc<DecodeSpec>,
+    state: &Mutex<StageState>,
+    next: DecodeSpec,
+) -> CoreResult<Arc<DecodeSpec>> {
+    let mut spec = lock(spec_cell)?;
+    let next = if Arc::ptr_eq(&spec, decoded_with) {
+        next
+    } else {
+        let both = crate::evolve::union(&spec.table_schema, &next.table_schema);
+        DecodeSpec::evolved(Arc::new(both), spec.committed.clone(), next.options.clone())?
+    };
+    for path in crate::evolve::added_paths(spec.table_schema.fields(), next.table_schema.fields()) {
+        tracing::info!(column = %path, "a new field is staged as a column");
+    }
+    adopt(&mut spec, state, next)?;
+    Ok(spec.clone())
+}
+
+/// Makes `next` the stage's spec and brings the rows in memory into its staged schema.
+pub(crate) fn adopt(
+    spec: &mut Arc<DecodeSpec>,
+    state: &Mutex<StageState>,
+    next: DecodeSpec,
+) -> CoreResult<()> {
+    let mut state = lock(state)?;
+    let schema = next.staged_schema.clone();
+    for batches in state.segment.by_day.values_mut() {
+        for batch in batches.iter_mut() {
+            *batch = conform(batch.clone(), &schema)?;
+        }
+    }
+    state.schema = schema;
+    *spec = Arc::new(next);
+    Ok(())
 }
 
 /// Whether the rows and dead letters in memory are over the staging's memory cap.

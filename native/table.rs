@@ -58,6 +58,9 @@ pub struct StageOptions {
     pub timezone: String,
     /// Reject messages with fields the table does not have (otherwise they are ignored).
     pub reject_unknown_fields: bool,
+    /// A field the table lacks becomes a nullable column, added by the commit of its rows
+    /// (`delta.schema_evolution: add_columns`); default false.
+    pub add_columns: Option<bool>,
     /// The topics consumed; messages refer to them by index.
     pub topics: Vec<String>,
     pub kafka_metadata: Option<KafkaMetadataColumns>,

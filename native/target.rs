@@ -224,6 +224,7 @@ impl Target {
                 reject_null_keys: options.reject_null_keys.unwrap_or_default(),
                 epoch_unit: options.epoch_unit.unwrap_or_default(),
                 day_window_years: options.day_window_years.unwrap_or(DEFAULT_DAY_WINDOW_YEARS),
+                add_columns: options.add_columns.unwrap_or(false),
             },
         )?;
         let staging = match options.staging {

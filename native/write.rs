@@ -13,6 +13,7 @@ use deltalake::datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
 use deltalake::datafusion::prelude::SessionContext;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::kernel::Transaction;
+use deltalake::operations::write::{SchemaMode, WriteBuilder};
 use deltalake::parquet::file::properties::WriterProperties;
 use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableError};
@@ -49,6 +50,8 @@ pub struct CommitResult {
     pub rows_deduplicated: u32,
     /// What the MERGE did, in MERGE mode.
     pub merge: Option<MergeStats>,
+    /// Columns (dotted paths for struct fields) the commit added to the table's schema.
+    pub columns_added: Vec<String>,
 }
 
 /// How rows are merged in MERGE mode.
@@ -97,6 +100,8 @@ struct Prepared {
     reading: Reading,
     /// Parquet settings of every file the commit writes.
     writer: WriterProperties,
+    /// The columns the rows add to the table (schema evolution); written in merge schema mode.
+    added: Vec<String>,
 }
 
 /// How a commit reads the staged rows.
@@ -163,6 +168,7 @@ async fn prepare(
         })
         .await??;
     }
+    let mut added = Vec::new();
     let mut source = {
         let guard = lock(segment)?;
         let data = guard
@@ -181,7 +187,18 @@ async fn prepare(
             Ok(current)
         })
         .await?;
-        source.conform_to(&current.snapshot()?.snapshot().arrow_schema());
+        let table_schema = current.snapshot()?.snapshot().arrow_schema();
+        let evolving = lock(segment)?.as_ref().is_some_and(|d| d.add_columns);
+        let target = if evolving {
+            Arc::new(crate::evolve::union(
+                &table_schema,
+                &source.staged_columns()?,
+            ))
+        } else {
+            table_schema.clone()
+        };
+        added = crate::evolve::added_paths(table_schema.fields(), target.fields());
+        source.conform_to(&target);
     }
     let source = Arc::new(source);
     let (dedup_spec, merge_spec) = match options.part {
@@ -195,6 +212,7 @@ async fn prepare(
                     .as_ref()
                     .map_or(DedupStrategy::Last, |d| d.strategy),
                 order_by: dedup_spec.as_ref().and_then(|d| d.order_by.clone()),
+                merge_schema: !added.is_empty(),
             });
             (dedup_spec, merge_spec)
         }
@@ -225,6 +243,7 @@ async fn prepare(
         merge_spec,
         reading,
         writer,
+        added,
     })
 }
 
@@ -259,6 +278,7 @@ async fn attempt_commit(
         attempts,
         rows_deduplicated: 0,
         merge: None,
+        columns_added: Vec::new(),
     };
     let written = match prepared.part {
         CommitPart::Rows if txns.is_empty() => {
@@ -282,7 +302,7 @@ async fn attempt_commit(
                 return Ok(Ok(skipped(attempt)));
             }
             let properties = CommitProperties::default().with_application_transactions(txns);
-            append_rows(&current, fresh, properties, &prepared.writer).await
+            append_rows(&current, fresh, properties, &prepared.writer, false).await
         }
     };
     if matches!(prepared.part, CommitPart::Rows) {
@@ -305,6 +325,7 @@ async fn attempt_commit(
             attempts: attempt,
             rows_deduplicated: written.deduplicated as u32,
             merge,
+            columns_added: prepared.added.clone(),
         }
     }))
 }
@@ -327,7 +348,8 @@ async fn write_part(
             for batches in days {
                 fresh.extend(selected(batches, &windows)?);
             }
-            Ok(append_rows(current, fresh, properties, &prepared.writer).await)
+            let evolving = !prepared.added.is_empty();
+            Ok(append_rows(current, fresh, properties, &prepared.writer, evolving).await)
         }
     }
 }
@@ -427,14 +449,15 @@ async fn append_plan(
     prepared: &Prepared,
     properties: CommitProperties,
 ) -> CoreResult<Outcome> {
-    Ok(current
+    let write = current
         .clone()
         .write(Vec::new())
         .with_input_plan(plan)
         .with_save_mode(SaveMode::Append)
         .with_session_state(write_session()?)
         .with_writer_properties(prepared.writer.clone())
-        .with_commit_properties(properties)
+        .with_commit_properties(properties);
+    Ok(with_evolution(write, !prepared.added.is_empty())
         .await
         .map(|t| (t, None)))
 }
@@ -492,19 +515,20 @@ async fn append_rows(
     rows: Vec<RecordBatch>,
     properties: CommitProperties,
     writer: &WriterProperties,
+    evolving: bool,
 ) -> Attempt {
     let started = Instant::now();
     let count: usize = rows.iter().map(RecordBatch::num_rows).sum();
     let outcome = if rows.is_empty() {
         commit_positions_only(current, properties).await
     } else {
-        current
+        let write = current
             .clone()
             .write(rows)
             .with_save_mode(SaveMode::Append)
             .with_writer_properties(writer.clone())
-            .with_commit_properties(properties)
-            .await
+            .with_commit_properties(properties);
+        with_evolution(write, evolving).await
     };
     Attempt {
         outcome: outcome.map(|t| (t, None)),
@@ -512,5 +536,15 @@ async fn append_rows(
         fresh_rows: count,
         deduplicated: 0,
         elapsed: started.elapsed(),
+    }
+}
+
+/// Merge schema mode when the rows add columns (the commit then carries the new schema); the
+/// default otherwise, which refuses rows that do not match the table.
+fn with_evolution(write: WriteBuilder, evolving: bool) -> WriteBuilder {
+    if evolving {
+        write.with_schema_mode(SchemaMode::Merge)
+    } else {
+        write
     }
 }

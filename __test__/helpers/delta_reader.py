@@ -38,6 +38,7 @@ TYPES = {
     "date": pa.date32(),
     "timestamp": pa.timestamp("us", tz="UTC"),
     "binary": pa.binary(),
+    "struct<model:string>": pa.struct([pa.field("model", pa.string())]),
 }
 
 

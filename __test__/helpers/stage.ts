@@ -40,13 +40,19 @@ export function range(partition: number, from: number, to: number): Msg[] {
  * Opens the table and a stage of topic `events` with days from `date_col`; with `staging`, it
  * spills to a fresh directory (by default past 1 byte: every append spills).
  */
-export async function openStage(table: string, staging?: Partial<StagingOptions>, rejectUnknownFields = false): Promise<{ target: DeltaTarget; stage: Stage }> {
+export async function openStage(
+  table: string,
+  staging?: Partial<StagingOptions>,
+  rejectUnknownFields = false,
+  addColumns = false,
+): Promise<{ target: DeltaTarget; stage: Stage }> {
   const target = await DeltaTarget.open(table);
   const stage = target.createStage({
     partitionColumn: 'date_col',
     daySource: 'column',
     timezone: 'UTC',
     rejectUnknownFields,
+    addColumns,
     topics: ['events'],
     staging: staging && { dir: join(tempDir(), 'staging'), maxMemoryBytes: 1, identity: 'test', ...staging },
   });

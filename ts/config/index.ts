@@ -38,6 +38,12 @@ export type PositionLostPolicy = 'fail' | 'earliest' | 'latest';
 /** What to do with JSON fields that are not columns of the table. */
 export type UnknownFieldsPolicy = 'ignore' | 'reject';
 
+/**
+ * Whether the table's schema follows the records: `none`, or `add_columns` (a field the table
+ * lacks becomes a nullable column, added by the commit of its rows).
+ */
+export type SchemaEvolution = 'none' | 'add_columns';
+
 /** The unit of epoch numbers in event-time fields and timestamp columns: `s`, `ms` or `us`. */
 export type { EpochUnit, StorageRetryOptions };
 export type { TableSchema } from './table-schema.js';
@@ -157,6 +163,8 @@ export interface DeltaConfig {
   partitionSource: PartitionSource;
   /** What to do with JSON fields that are not table columns. Default `ignore`. */
   unknownFields: UnknownFieldsPolicy;
+  /** Whether new JSON fields become columns. Default `none`. */
+  schemaEvolution: SchemaEvolution;
   /** Kafka metadata stored in table columns. Default `{}` (none). */
   kafkaMetadata: KafkaMetadataColumns;
   /**

@@ -10,7 +10,7 @@ import { DEFAULT_STORAGE_RETRY } from '../storage-retry.js';
 import { tableSchemaShape, toTableSchema } from './table-schema.js';
 import type {
   Config, DeadLetterConfig, DedupStrategy, DeltaCredentialsProvider, LogFormat, LogLevel, NullKeysPolicy,
-  PartitionSource, PositionLostPolicy, SaslMechanism, SecurityProtocol, StartFrom, UnknownFieldsPolicy, WriteMode, EpochUnit,
+  PartitionSource, PositionLostPolicy, SaslMechanism, SecurityProtocol, StartFrom, UnknownFieldsPolicy, SchemaEvolution, WriteMode, EpochUnit,
 } from './index.js';
 
 export type PathSegment = string | number;
@@ -129,6 +129,7 @@ const LOG_FORMATS = ['json', 'pretty'] as const satisfies readonly LogFormat[];
 const START_FROM = ['earliest', 'latest'] as const satisfies readonly StartFrom[];
 const POSITION_LOST = ['fail', 'earliest', 'latest'] as const satisfies readonly PositionLostPolicy[];
 const UNKNOWN_FIELDS = ['ignore', 'reject'] as const satisfies readonly UnknownFieldsPolicy[];
+const SCHEMA_EVOLUTION = ['none', 'add_columns'] as const satisfies readonly SchemaEvolution[];
 const EPOCH_UNITS = ['s', 'ms', 'us'] as const satisfies readonly EpochUnit[];
 const STRATEGIES = ['last', 'first', 'merge'] as const satisfies readonly DedupStrategy[];
 const NULL_KEYS = ['keep', 'dead_letter'] as const satisfies readonly NullKeysPolicy[];
@@ -191,6 +192,7 @@ const deltaShape = {
   mode: choice(WRITE_MODES, upper).default('INSERT'),
   partition_source: z.strictObject(partitionSourceShape, section('partition source')).prefault({}),
   unknown_fields: choice(UNKNOWN_FIELDS, lower).default('ignore'),
+  schema_evolution: choice(SCHEMA_EVOLUTION, lower).default('none'),
   kafka_metadata: z.strictObject(kafkaMetadataShape, { error: 'a map of Kafka metadata fields to column names' }).default({}),
   epoch_unit: choice(EPOCH_UNITS, lower).default('ms'),
   day_window_years: int(1, 1000, 'an integer number of years from 1 to 1000').default(10),
@@ -347,6 +349,9 @@ export function crossProblems(input: unknown): ConfigProblem[] {
       else seen.set(col, k);
     }
   }
+  if (leaf(input, 'delta.schema_evolution', deltaShape.schema_evolution) === 'add_columns' && leaf(input, 'delta.unknown_fields', deltaShape.unknown_fields) === 'reject') {
+    add('delta.schema_evolution', 'add_columns makes unknown fields columns; it cannot be combined with delta.unknown_fields: reject');
+  }
   if (raw('delta.create_if_missing') === true && raw('delta.schema') === undefined) {
     add('delta.schema', 'is required when delta.create_if_missing is true (the columns of the table to create)');
   }
@@ -462,6 +467,7 @@ export function toConfig(d: ParsedDocument): Config {
       mode: dl.mode,
       partitionSource,
       unknownFields: dl.unknown_fields,
+      schemaEvolution: dl.schema_evolution,
       kafkaMetadata: compact({ ...dl.kafka_metadata }),
       epochUnit: dl.epoch_unit,
       dayWindowYears: dl.day_window_years,

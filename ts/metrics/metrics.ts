@@ -55,6 +55,7 @@ export class PipelineMetrics {
   readonly #stagingDiskFull: Gauge;
   readonly #brokerUp: Gauge;
   readonly #stagingDiskFullTotal: Counter;
+  readonly #columnsAdded: Counter;
 
   constructor(options: { registry?: Registry; defaultMetrics?: boolean } = {}) {
     const registry = options.registry ?? new Registry();
@@ -89,6 +90,12 @@ export class PipelineMetrics {
       name: 'kafka_delta_dead_letters_total',
       help: 'Messages sent to the dead-letter sink, by reason.',
       labelNames: ['topic', 'reason'],
+      registers,
+    });
+    this.#columnsAdded = new Counter({
+      name: 'kafka_delta_columns_added_total',
+      help: 'Columns (and struct fields) schema evolution added to the table, by column path.',
+      labelNames: ['table', 'column'],
       registers,
     });
     this.#flushDuration = new Histogram({
@@ -247,6 +254,7 @@ export class PipelineMetrics {
   flushed(table: string, summary: FlushSummary, commitSeconds: number, attempts: number): void {
     this.#recordsWritten.inc({ table }, summary.rowsWritten);
     this.#recordsDeduplicated.inc({ table }, summary.rowsDeduplicated);
+    for (const column of summary.columnsAdded) this.#columnsAdded.inc({ table, column });
     this.#flushDuration.observe(summary.durationMs / 1000);
     this.#commitDuration.observe(commitSeconds);
     if (attempts > 1) {

@@ -24,6 +24,8 @@ export interface FlushSummary {
   /** What the MERGE did, in MERGE mode. */
   readonly merge: MergeStats | undefined;
   readonly deadLetters: number;
+  /** Columns this flush added to the table (`delta.schema_evolution: add_columns`). */
+  readonly columnsAdded: readonly string[];
   /** Days (`YYYY-MM-DD`) written into. */
   readonly days: readonly string[];
   /** The next offset to read per topic-partition after this flush. */
@@ -167,6 +169,7 @@ export class Flusher {
       rowsDeduplicated: result.rowsDeduplicated,
       merge: result.merge ?? undefined,
       deadLetters,
+      columnsAdded: result.columnsAdded,
       days,
       positions: next,
       durationMs: performance.now() - started,
@@ -176,6 +179,7 @@ export class Flusher {
     this.totals.deadLetters += deadLetters;
     this.totals.flushes += 1;
     o.metrics.flushed(o.target.uri, summary, commitSeconds, result.attempts);
+    for (const column of summary.columnsAdded) o.log.info('column added to the table', { column, version: summary.version });
     o.log.info('flush committed', {
       version: summary.version,
       rows: summary.rowsWritten,

@@ -31,6 +31,7 @@ export function stageOptions(config: Config): StageOptions {
     dayField: source.kind === 'field' ? source.field : undefined,
     timezone: source.timezone,
     rejectUnknownFields: config.delta.unknownFields === 'reject',
+    addColumns: config.delta.schemaEvolution === 'add_columns',
     topics: [...config.kafka.topics],
     kafkaMetadata: { topic, partition, offset, timestamp, key, headers },
     rejectNullKeys: config.dedup.nullKeys === 'dead_letter' ? consolidationKeys(config) : [],
