@@ -7,7 +7,7 @@
 import test from 'ava';
 import { join } from 'node:path';
 import { createTopic, produceMessages } from '../ts/tools/kafka-admin.js';
-import { startCli } from './helpers/cli.js';
+import { runCli, startCli } from './helpers/cli.js';
 import { EVENT_COLUMNS, createTableWithPython, describeTable, readTable } from './helpers/delta.js';
 import { BROKERS, tempDir, testConfig, uniqueName, writeConfig } from './helpers/env.js';
 import { DAY, event, openStage, pack } from './helpers/stage.js';
@@ -108,4 +108,33 @@ test('MERGE: a new field updates the matched rows and inserts the rest with it, 
     read.rows.sort(byId).map((r) => [r.id, r.seq, r.region]),
     [['e0', 0, null], ['e1', 1, null], ['e2', 4, 'r2'], ['e3', 5, 'r3'], ['e4', 6, 'r4'], ['e5', 7, 'r5']],
   );
+});
+
+test('[integration] rows staged with a new column and spilled before a stop commit it after the restart', async (t) => {
+  const dir = tempDir();
+  const table = join(dir, 'events');
+  createTableWithPython(table, EVENT_COLUMNS, ['date_col']);
+  const topic = uniqueName('kdr_evolve_restart');
+  await createTopic(BROKERS, topic, 1);
+  const message = (k: number) => ({ partition: 0, value: JSON.stringify({ id: `e${k}`, seq: k, date_col: DAY, ...(k >= 400 && { region: `r${k % 3}` }) }) });
+  await produceMessages(BROKERS, topic, Array.from({ length: 600 }, (_, k) => message(k)));
+  const base = { topics: [topic], group: uniqueName('kdr_group'), tablePath: table };
+  const evolving = { schema_evolution: 'add_columns' };
+  const staging = { staging_dir: join(dir, 'staging'), max_memory: 1 };
+  // A daily schedule: the stop keeps the staged rows (spilled past the 1-byte cap) for the next start.
+  const far = new Date(Date.now() + 12 * 3600_000);
+  const schedule = `${String(far.getUTCHours()).padStart(2, '0')}:${String(far.getUTCMinutes()).padStart(2, '0')}`;
+  const daily = testConfig({ ...base, extra: { delta: evolving, batch: { schedule, timezone: 'UTC', batch_interval: 3600, batch_size: 1_000_000 }, buffer: staging } });
+  const first = startCli(['--config', writeConfig(dir, daily, 'daily.yaml'), '--logging.level=DEBUG']);
+  await first.waitFor(/"msg":"batch staged".*"consumed":600\b/);
+  first.child.kill('SIGTERM');
+  t.is(await first.exited, 0, first.output().slice(-3000));
+  t.notRegex(first.output(), /flush committed/);
+
+  const restart = runCli(['--config', writeConfig(dir, testConfig({ ...base, extra: { delta: evolving, buffer: staging } })), '--until-caught-up']);
+  t.is(restart.status, 0, restart.stderr.slice(-3000));
+  t.regex(restart.stderr, /"msg":"staging recovered"/);
+  t.regex(restart.stderr, /"msg":"column added to the table".*"column":"region"/);
+  const rows = readTable(table).rows.sort(byId);
+  t.deepEqual(rows.map((r) => [r.id, r.region]), Array.from({ length: 600 }, (_, k) => [`e${k}`, k >= 400 ? `r${k % 3}` : null]));
 });
