@@ -53,8 +53,15 @@ export function packMessages(
   options: PackOptions = { keys: false, headers: false },
 ): MessageBatch {
   const n = messages.length;
+  const withKeys = options.keys;
+  // One pass for the sizes, one to copy: no per-message arrays or slices.
   let payloadBytes = 0;
-  for (const m of messages) payloadBytes += m.value?.length ?? 0;
+  let keyBytes = 0;
+  for (let i = 0; i < n; i++) {
+    const m = messages[i] as Message;
+    payloadBytes += m.value?.length ?? 0;
+    if (withKeys && m.key) keyBytes += typeof m.key === 'string' ? Buffer.byteLength(m.key) : m.key.length;
+  }
   const payloads = Buffer.allocUnsafe(payloadBytes);
   const payloadEnds = new Uint32Array(n);
   const topicIndexes = new Uint16Array(n);
@@ -63,25 +70,39 @@ export function packMessages(
   const timestamps = new Float64Array(n);
   // A tombstone (null value) and a keyless message differ from empty ones; spans cannot say so.
   const absent = new Uint8Array(n);
+  const keys = withKeys ? Buffer.allocUnsafe(keyBytes) : undefined;
+  const keyEnds = withKeys ? new Uint32Array(n) : undefined;
   let at = 0;
+  let keyAt = 0;
+  let lastTopic = '';
+  let lastIndex = -1;
   for (let i = 0; i < n; i++) {
     const m = messages[i] as Message;
     const value = m.value;
     if (value) at += value.copy(payloads, at);
     payloadEnds[i] = at;
-    absent[i] = (value === null || value === undefined ? ABSENT_VALUE : 0) | (m.key === null || m.key === undefined ? ABSENT_KEY : 0);
-    const index = topicIndex.get(m.topic);
-    if (index === undefined) throw new InternalError('INTERNAL', `message from unexpected topic ${JSON.stringify(m.topic)}`);
-    topicIndexes[i] = index;
+    const key = m.key;
+    absent[i] = (value === null || value === undefined ? ABSENT_VALUE : 0) | (key === null || key === undefined ? ABSENT_KEY : 0);
+    if (keys && keyEnds) {
+      if (key) keyAt += typeof key === 'string' ? keys.write(key, keyAt, 'utf8') : key.copy(keys, keyAt);
+      keyEnds[i] = keyAt;
+    }
+    // Batches come in runs of one partition: look the topic up once per run.
+    if (m.topic !== lastTopic || lastIndex < 0) {
+      const index = topicIndex.get(m.topic);
+      if (index === undefined) throw new InternalError('INTERNAL', `message from unexpected topic ${JSON.stringify(m.topic)}`);
+      lastTopic = m.topic;
+      lastIndex = index;
+    }
+    topicIndexes[i] = lastIndex;
     partitions[i] = m.partition;
     offsets[i] = m.offset;
     timestamps[i] = typeof m.timestamp === 'number' && m.timestamp >= 0 ? m.timestamp : -1;
   }
   const batch: MessageBatch = { payloads, payloadEnds, topicIndexes, partitions, offsets, timestamps, absent };
-  if (options.keys) {
-    const keys = packColumn(messages.map((m) => bytesOf(m.key)));
-    batch.keys = keys.bytes;
-    batch.keyEnds = keys.ends;
+  if (keys && keyEnds) {
+    batch.keys = keys;
+    batch.keyEnds = keyEnds;
   }
   if (options.headers) {
     const headers = packColumn(messages.map((m) => bytesOf(headersJson(m.headers)) ?? null));

@@ -208,13 +208,29 @@ export class PipelineMetrics {
 
   /** Counts a consumed batch. */
   consumed(messages: readonly Message[]): void {
+    // Batches come in runs of one partition: one lookup per run, not per message.
     const byTopic = new Map<string, { count: number; bytes: number }>();
+    let topic: string | undefined;
+    let count = 0;
+    let bytes = 0;
+    const endRun = () => {
+      if (topic === undefined) return;
+      const t = byTopic.get(topic) ?? { count: 0, bytes: 0 };
+      t.count += count;
+      t.bytes += bytes;
+      byTopic.set(topic, t);
+    };
     for (const m of messages) {
-      const t = byTopic.get(m.topic) ?? { count: 0, bytes: 0 };
-      t.count += 1;
-      t.bytes += m.size;
-      byTopic.set(m.topic, t);
+      if (m.topic !== topic) {
+        endRun();
+        topic = m.topic;
+        count = 0;
+        bytes = 0;
+      }
+      count += 1;
+      bytes += m.size;
     }
+    endRun();
     for (const [topic, t] of byTopic) {
       this.#messagesConsumed.inc({ topic }, t.count);
       this.#bytesConsumed.inc({ topic }, t.bytes);

@@ -3,19 +3,18 @@
  * positions) → Kafka offset commit. The Delta log decides where each partition starts.
  */
 import { EventEmitter } from 'node:events';
-import type { Message } from 'node-rdkafka';
 import type { Config } from '../config/index.js';
 import { InternalError, KafkaDeltaError } from '../errors.js';
 import { KafkaSource, partitionKey, type PartitionRef, type PartitionStart } from '../kafka/consumer.js';
 import { openDeadLetterSink, type DeadLetterSink } from '../dead-letters/sink.js';
 import { DeltaDeadLetterSink } from '../dead-letters/delta-sink.js';
-import { packMessages, type PackOptions } from '../kafka/packer.js';
 import { silentLogger, type Logger } from '../log.js';
 import { configureThreads } from '../native.js';
 import { secretValues } from '../config/load.js';
 import { maskingLogger } from '../masking.js';
 import { NativeLogForwarder } from '../native-log.js';
 import type { Stage, RejectedMessage, StagingRecovery } from '../stage.js';
+import { Intake } from './intake.js';
 import type { DeltaTarget } from '../table.js';
 import { PipelineMetrics } from '../metrics/metrics.js';
 import { Backpressure } from './backpressure.js';
@@ -100,11 +99,11 @@ export class Pipeline {
   #flusher: Flusher | undefined;
   #deadLetters: DeadLetterSink | undefined;
   #caughtUp: CaughtUpTracker | undefined;
+  #intake: Intake | undefined;
   #maintenance: MaintenanceScheduler | undefined;
   #running = false;
   #stopRequested = false;
   #loop: Promise<RunSummary> | undefined;
-  #messages = 0;
   #startedAt = 0;
   #stopDeadline = Number.POSITIVE_INFINITY;
 
@@ -238,7 +237,9 @@ export class Pipeline {
     const target = this.#target;
     const source = this.#source;
     if (!target || !source) throw new KafkaDeltaError('NOT_STARTED', 'partitions assigned before the table was opened');
-    // A flush in flight may move these positions: let it land before reading them.
+    // Batches consumed under the previous assignment land first (nothing of theirs may be
+    // staged once this one is set), then a flush in flight, which may move these positions.
+    await this.#intake?.settle().catch(() => {});
     await this.#flusher?.settle();
     const recorded = await this.#recordedPositions(parts);
     const { kafka } = this.config;
@@ -350,6 +351,9 @@ export class Pipeline {
       return;
     }
     const lost = parts.map((p) => ({ topicIndex: this.#topicIndex.get(p.topic) ?? 0, partition: p.partition, lastOffset: -1 }));
+    // The batch being staged belongs in this flush (or, landing after it, would be dropped):
+    // let it land first. A staging failure stops the loop, which reports it.
+    await this.#intake?.settle().catch(() => {});
     const flushed = flusher.flush();
     const given = flusher.exclusive(async () => {
       for (const p of parts) this.#recovered.delete(partitionKey(p.topic, p.partition));
@@ -377,15 +381,30 @@ export class Pipeline {
       log: this.#log,
       metrics: this.metrics,
     });
-    const pack = {
+    const intake = new Intake({
+      stage,
+      topics: this.config.kafka.topics,
+      topicIndex: this.#topicIndex,
       // Keys always: a dead letter carries its message's raw key, whichever sink it goes to.
-      keys: true,
-      headers: this.config.delta.kafkaMetadata.headers !== undefined,
-    };
+      pack: { keys: true, headers: this.config.delta.kafkaMetadata.headers !== undefined },
+      metrics: this.metrics,
+      log: this.#log,
+      deadLetterTally: this.#deadLetterTally,
+      onDeadLetter: (r, topic) => {
+        const { topicIndex: _index, ...rest } = r;
+        this.#events.emit('deadLetter', { ...rest, topic });
+      },
+      onSpillBlocked: (reason) => backpressure.noteSpillBlocked(reason),
+    });
+    this.#intake = intake;
     try {
       while (!this.#stopRequested) {
         const messages = await source.consume();
-        if (messages.length > 0) backpressure.noteSpillBlocked(await this.#append(stage, messages, pack));
+        if (messages.length > 0) {
+          // Counted as read when consumed: the loop ends only after settling what is in flight.
+          this.#caughtUp?.consumed(messages);
+          await intake.submit(messages);
+        }
         flusher.throwIfFailed();
         const trigger = this.#schedule.due(stage.stagedRows);
         if (trigger && flusher.requestFlush()) {
@@ -398,10 +417,11 @@ export class Pipeline {
           break;
         }
       }
+      await intake.settle();
       await source.settled();
       await this.#finish(stage, flusher);
       return {
-        messages: this.#messages,
+        messages: intake.messages,
         rowsWritten: flusher.totals.rowsWritten,
         rowsDeduplicated: flusher.totals.rowsDeduplicated,
         deadLetters: flusher.totals.deadLetters,
@@ -415,12 +435,14 @@ export class Pipeline {
       throw err;
     } finally {
       this.#running = false;
+      // A batch still being staged (after an error) must not outlive the stage's last use.
+      await intake.settle().catch(() => {});
       // A compaction in progress is one commit: let it land (or the deadline pass; its files are then orphans for vacuum).
       await this.#withinDeadline(this.#maintenance?.stop() ?? Promise.resolve());
       await source.disconnect();
       await this.#deadLetters?.close();
       // Peak resident memory of the process, for operators sizing buffer.max_memory.
-      this.#log.info('pipeline stopped', { messages: this.#messages, peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024) });
+      this.#log.info('pipeline stopped', { messages: intake.messages, peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024) });
       this.#nativeLogs?.stop();
       this.#nativeLogs = undefined;
     }
@@ -468,33 +490,6 @@ export class Pipeline {
     } finally {
       clearTimeout(timer);
     }
-  }
-
-  /** Stages a batch; returns why spilling is blocked (a full staging disk), if it is. */
-  async #append(stage: Stage, messages: Message[], pack: PackOptions): Promise<string | undefined> {
-    this.#messages += messages.length;
-    this.metrics.consumed(messages);
-    const result = await stage.append(packMessages(messages, this.#topicIndex, pack));
-    this.#caughtUp?.consumed(messages);
-    this.metrics.staged(result.stagedRows, result.stagedBytes, { rows: result.spilledRows, bytes: result.spilledBytes });
-    this.#log.debug('batch staged', { messages: messages.length, stagedRows: result.stagedRows, consumed: this.#messages });
-    // Dead letters are staged with the rows; the sink gets them at the flush.
-    for (const r of result.rejected) {
-      const topic = this.config.kafka.topics[r.topicIndex] ?? `#${r.topicIndex}`;
-      this.metrics.deadLetter(topic, r.reason);
-      this.#deadLetterTally.add(topic, r.reason, r.partition, r.offset);
-      // The detail may quote the payload: DEBUG only; the flush logs the counts per reason.
-      this.#log.debug('message sent to the dead-letter sink', {
-        topic,
-        partition: r.partition,
-        offset: r.offset,
-        reason: r.reason,
-        detail: r.detail,
-      });
-      const { topicIndex: _index, ...rest } = r;
-      this.#events.emit('deadLetter', { ...rest, topic });
-    }
-    return result.spillBlocked ?? undefined;
   }
 
   /** Whether the consume loop is running. */
