@@ -2,7 +2,7 @@
 //! an epoch number in the configured unit) or the Kafka timestamp, in a configured time zone;
 //! and the window of days a record may fall on.
 
-use chrono::{DateTime, Months, NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, Datelike, Months, NaiveDate, NaiveDateTime, Utc};
 use chrono_tz::Tz;
 use napi_derive::napi;
 
@@ -86,22 +86,46 @@ pub fn from_epoch_day(day: EpochDay) -> Option<NaiveDate> {
     UNIX_EPOCH_DAY.checked_add_signed(chrono::Duration::days(i64::from(day)))
 }
 
-/// Formats a day as the partition value Delta stores: `YYYY-MM-DD`.
+/// Formats a day as the partition value Delta stores: `YYYY-MM-DD`. It runs per staged row
+/// of a text day column, so the digits are written directly (chrono's `format` interprets its
+/// pattern on every call); years outside 0..=9999 keep chrono's signed form.
 pub fn format_day(day: EpochDay) -> String {
-    from_epoch_day(day)
-        .map(|d| d.format("%Y-%m-%d").to_string())
-        .unwrap_or_default()
+    let Some(date) = from_epoch_day(day) else {
+        return String::new();
+    };
+    let year = date.year();
+    if !(0..=9999).contains(&year) {
+        return date.format("%Y-%m-%d").to_string();
+    }
+    format!("{year:04}-{:02}-{:02}", date.month(), date.day())
 }
 
-/// Parses a strict `YYYY-MM-DD` day.
+/// Parses a strict `YYYY-MM-DD` day: four, two and two ASCII digits. Runs per message of a
+/// text day column, hence by hand rather than through chrono's pattern parser.
 pub fn parse_day(value: &str) -> Result<EpochDay, String> {
-    let trimmed = value.trim();
+    let trimmed = value.trim().as_bytes();
     if trimmed.len() != 10 {
         return Err(format!("{value:?} is not a YYYY-MM-DD day"));
     }
-    NaiveDate::parse_from_str(trimmed, "%Y-%m-%d")
-        .map(to_epoch_day)
-        .map_err(|_| format!("{value:?} is not a valid YYYY-MM-DD day"))
+    let number = |digits: &[u8]| {
+        digits.iter().try_fold(0u32, |n, &c| {
+            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+        })
+    };
+    let parts = (trimmed[4] == b'-' && trimmed[7] == b'-').then(|| {
+        (
+            number(&trimmed[0..4]),
+            number(&trimmed[5..7]),
+            number(&trimmed[8..10]),
+        )
+    });
+    match parts {
+        Some((Some(year), Some(month), Some(day))) => {
+            NaiveDate::from_ymd_opt(year as i32, month, day).map(to_epoch_day)
+        }
+        _ => None,
+    }
+    .ok_or_else(|| format!("{value:?} is not a valid YYYY-MM-DD day"))
 }
 
 /// The day of an epoch instant in milliseconds, in `tz`.
@@ -164,6 +188,38 @@ mod tests {
         assert!(parse_day("2026-13-01").is_err());
         assert!(parse_day("2026-1-1").is_err());
         assert!(parse_day("yesterday").is_err());
+    }
+
+    #[test]
+    fn hand_written_days_agree_with_chrono() {
+        // Every day of 1900..2101 and the four-digit edges: formatted and parsed back as chrono does.
+        let first = to_epoch_day(NaiveDate::from_ymd_opt(1900, 1, 1).expect("date"));
+        let last = to_epoch_day(NaiveDate::from_ymd_opt(2100, 12, 31).expect("date"));
+        let edges = [
+            NaiveDate::from_ymd_opt(0, 1, 1),
+            NaiveDate::from_ymd_opt(9999, 12, 31),
+        ];
+        let days = (first..=last).chain(edges.into_iter().flatten().map(to_epoch_day));
+        for d in days {
+            let date = from_epoch_day(d).expect("date");
+            let text = format_day(d);
+            assert_eq!(text, date.format("%Y-%m-%d").to_string());
+            assert_eq!(parse_day(&text), Ok(d));
+        }
+        assert_eq!(parse_day(" 2026-11-23\n"), Ok(day("2026-11-23")));
+        for bad in [
+            "2026-02-30",
+            "2026-1-011",
+            "+026-01-01",
+            "2026/11/23",
+            "2026-11-2x",
+            "20261-1-23",
+        ] {
+            assert!(
+                parse_day(bad).is_err(),
+                "{bad} must not parse as a YYYY-MM-DD day"
+            );
+        }
     }
 
     #[test]

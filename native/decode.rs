@@ -11,7 +11,7 @@ use arrow_json::ReaderBuilder;
 use chrono_tz::Tz;
 use deltalake::arrow::array::{
     Array, ArrayRef, BooleanArray, Date32Array, Int32Array, Int64Array, RecordBatch, StringArray,
-    UInt16Array,
+    StringBuilder, UInt16Array,
 };
 use deltalake::arrow::compute::{cast, concat_batches, filter_record_batch};
 use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
@@ -479,9 +479,22 @@ impl DecodeSpec {
     fn day_array(&self, days: &[EpochDay]) -> ArrayRef {
         match self.day_column {
             DayColumn::Date32 => Arc::new(Date32Array::from(days.to_vec())),
-            DayColumn::Utf8 => Arc::new(StringArray::from_iter_values(
-                days.iter().map(|&d| day::format_day(d)),
-            )),
+            // A batch holds few distinct days, in runs: each run's text is formatted once.
+            DayColumn::Utf8 => {
+                let mut last: Option<(EpochDay, String)> = None;
+                let mut builder = StringBuilder::with_capacity(days.len(), days.len() * 10);
+                for &d in days {
+                    match &last {
+                        Some((day, text)) if *day == d => builder.append_value(text),
+                        _ => {
+                            let text = day::format_day(d);
+                            builder.append_value(&text);
+                            last = Some((d, text));
+                        }
+                    }
+                }
+                Arc::new(builder.finish())
+            }
         }
     }
 }
@@ -508,13 +521,21 @@ fn column_days(
         .as_any()
         .downcast_ref::<StringArray>()
         .ok_or_else(|| CoreError::Internal("day column did not cast to text".into()))?;
+    // Messages come in runs of one day: a value equal to the one before is not parsed again.
+    let mut last: Option<(&str, EpochDay)> = None;
     Ok(text
         .iter()
         .map(|value| match value {
             None => Err(missing()),
-            Some(v) => {
-                day::parse_day(v).map_err(|e| ("no_day", format!("day field {name:?}: {e}")))
-            }
+            Some(v) => match last {
+                Some((seen, day)) if seen == v => Ok(day),
+                _ => {
+                    let day = day::parse_day(v)
+                        .map_err(|e| ("no_day", format!("day field {name:?}: {e}")))?;
+                    last = Some((v, day));
+                    Ok(day)
+                }
+            },
         })
         .collect())
 }
