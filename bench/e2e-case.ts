@@ -8,7 +8,8 @@
  * - insert / merge: the Pipeline from the broker to a fresh Delta table, until caught up; MERGE on
  *   `event_id`, consolidating repeats.
  *
- * Peak RSS is the process's high-water mark (VmHWM), read from /proc at the end.
+ * Peak RSS is the process's high-water mark (VmHWM), read from /proc at the end; CPU seconds
+ * are the process's user + system time (all threads) from before connecting to the end.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -101,8 +102,12 @@ async function main(): Promise<void> {
   if (mode === undefined || !MODES.includes(mode) || !topic || !Number.isInteger(expected)) {
     throw new Error(`usage: e2e-case.ts <${MODES.join('|')}> <topic> <messages>`);
   }
+  // The whole process's CPU (every thread: librdkafka's, the native core's, V8's) from here on.
+  const cpuBefore = process.cpuUsage();
   const result =
     mode === 'consume' ? { ...(await consumeOnly(topic, expected)), rows: 0, flushes: 0 } : await pipeline(mode as PipelineMode, topic);
+  const cpu = process.cpuUsage(cpuBefore);
+  const cpuSeconds = (cpu.user + cpu.system) / 1e6;
   const steps = nativeStepTotals();
   const perSecond = (rows: number, seconds: number) => (seconds > 0 ? rows / seconds : 0);
   const line = {
@@ -114,6 +119,8 @@ async function main(): Promise<void> {
     messagesPerSecond: perSecond(result.messages, result.seconds),
     megabytesPerSecond: perSecond(result.bytes / 1e6, result.seconds),
     peakRssMiB: peakRssMiB(),
+    cpuSeconds,
+    cpuSecondsPerMillion: result.messages > 0 ? (cpuSeconds * 1e6) / result.messages : 0,
     decode: { seconds: steps.decode.seconds, rowsPerSecond: perSecond(steps.decode.rows, steps.decode.seconds) },
     dedup: { seconds: steps.dedup.seconds, rowsPerSecond: perSecond(steps.dedup.rows, steps.dedup.seconds) },
     write: { seconds: steps.write.seconds, rowsPerSecond: perSecond(steps.write.rows, steps.write.seconds) },

@@ -10,7 +10,8 @@
  *   threads and by a plain TypeScript Map (`BENCH_SIZES` limits the sizes).
  * - e2e: against the local broker (started if needed), a data set of `BENCH_EVENTS` (default 1M)
  *   events of ~300 B plus 5% repeats: raw consumption, then the pipeline into a fresh table with
- *   INSERT and with MERGE; messages/s, MB/s, peak RSS and the native steps' share.
+ *   INSERT and with MERGE; messages/s, MB/s, peak RSS, CPU seconds per 1 M messages (the whole
+ *   process, every thread) and the native steps' share.
  *
  * - daily (issue #16, only when named in `BENCH_CASES`): `BENCH_EVENTS` messages of ONE day, 20%
  *   repeating an earlier event_id, all written by ONE flush: INSERT, INSERT + dedup and MERGE
@@ -28,7 +29,11 @@
  * - evolve (issue #13, no broker, only when named): decoding `BENCH_EVOLVE_BATCHES` (20) batches
  *   of 10,000 messages with `delta.schema_evolution` off and on, two new fields from the middle on.
  *
- * `BENCH_CASES=dedup`, `e2e`, `commit`, `lifecycle`, `evolve` or `daily` runs one group; `BENCH_E2E_MODES` picks e2e modes (`append` and
+ * - freshness (issue #17, only when named): a producer process sends `BENCH_FRESH_RATES`
+ *   (20000,50000) messages a second for `BENCH_FRESH_SECONDS` (30) while the pipeline runs with
+ *   `batch_interval: 1`: the delay from each record's Kafka timestamp to the commit holding it.
+ *
+ * `BENCH_CASES=dedup`, `e2e`, `commit`, `lifecycle`, `evolve`, `freshness` or `daily` runs one group; `BENCH_E2E_MODES` picks e2e modes (`append` and
  * `append-capped`: INSERT without dedup, one flush at the end, uncapped vs `buffer.max_memory`
  * 64 MiB, to compare peak RSS).
  */
@@ -67,6 +72,8 @@ interface E2eResult extends Timed {
   messagesPerSecond: number;
   megabytesPerSecond: number;
   peakRssMiB: number;
+  cpuSeconds: number;
+  cpuSecondsPerMillion: number;
   decode: StepShare;
   dedup: StepShare;
   write: StepShare;
@@ -94,8 +101,15 @@ const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
 const repeats = Math.max(1, Number(process.env.BENCH_REPEATS ?? 3));
 const cases = new Set((process.env.BENCH_CASES ?? 'dedup,e2e,commit').split(','));
 
+/**
+ * `BENCH_PRELOAD`: a shared library every case process loads first (`LD_PRELOAD`), e.g. Debian's
+ * libjemalloc2, to measure node-rdkafka's per-message allocations on another allocator.
+ */
+const preload = process.env.BENCH_PRELOAD;
+
 function runCase<T>(script: string, args: string[]): T {
   const out = execFileSync(process.execPath, ['--max-old-space-size=12288', here(script.replace(/\.ts$/, '.js')), ...args], {
+    env: preload ? { ...process.env, LD_PRELOAD: preload } : process.env,
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'inherit'],
     maxBuffer: 1 << 20,
@@ -174,7 +188,7 @@ if (cases.has('e2e')) {
   console.log(`\nEnd to end, ${messages.toLocaleString('en')} messages from ${topic} (median of ${repeats}):\n`);
   console.log(
     table(
-      ['case', 'rows written', 'flushes', 'seconds', 'min–max', 'messages/s', 'MB/s', 'peak RSS', 'decode', 'dedup', 'write'],
+      ['case', 'rows written', 'flushes', 'seconds', 'min–max', 'messages/s', 'MB/s', 'peak RSS', 'CPU s per 1 M', 'decode', 'dedup', 'write'],
       e2eResults.map((r) => [
         r.case,
         r.rows.toLocaleString('en'),
@@ -184,6 +198,7 @@ if (cases.has('e2e')) {
         Math.round(r.messagesPerSecond).toLocaleString('en'),
         r.megabytesPerSecond.toFixed(1),
         `${Math.round(r.peakRssMiB)} MiB`,
+        r.cpuSecondsPerMillion.toFixed(1),
         share(r.decode, r.seconds),
         share(r.dedup, r.seconds),
         share(r.write, r.seconds),
@@ -192,7 +207,11 @@ if (cases.has('e2e')) {
   );
   const consume = e2eResults.find((r) => r.case === 'e2e-consume');
   for (const r of e2eResults.filter((x) => x !== consume && consume)) {
-    console.log(`\n${r.case}: ${((100 * r.messagesPerSecond) / (consume?.messagesPerSecond ?? 1)).toFixed(0)}% of the raw consume rate`);
+    const cpuRatio = consume && consume.cpuSecondsPerMillion > 0 ? r.cpuSecondsPerMillion / consume.cpuSecondsPerMillion : 0;
+    console.log(
+      `\n${r.case}: ${((100 * r.messagesPerSecond) / (consume?.messagesPerSecond ?? 1)).toFixed(0)}% of the raw consume rate, ` +
+        `${cpuRatio.toFixed(1)}x its CPU per message`,
+    );
   }
 }
 
@@ -296,6 +315,55 @@ if (cases.has('evolve')) {
   );
 }
 
+interface FreshnessResult {
+  case: string;
+  targetRate: number;
+  producedRate: number;
+  messages: number;
+  flushes: number;
+  measuredRecords: number;
+  p50Ms: number;
+  p90Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  peakRssMiB: number;
+}
+
+const freshnessResults: Array<FreshnessResult & { p99RangeMs: [number, number] }> = [];
+if (cases.has('freshness')) {
+  execFileSync('bash', [here('../scripts/kafka/kafka.sh'), 'up'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const seconds = Number(process.env.BENCH_FRESH_SECONDS ?? 30);
+  for (const rate of (process.env.BENCH_FRESH_RATES ?? '20000,50000').split(',').map(Number)) {
+    const runs: FreshnessResult[] = [];
+    for (let i = 0; i < repeats; i += 1) {
+      const r = runCase<FreshnessResult>('./freshness-case.ts', [String(rate), String(seconds)]);
+      process.stderr.write(`freshness ${rate}/s: p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms\n`);
+      runs.push(r);
+    }
+    const sorted = [...runs].sort((a, b) => a.p99Ms - b.p99Ms);
+    const mid = sorted[Math.floor(sorted.length / 2)] as FreshnessResult;
+    freshnessResults.push({ ...mid, p99RangeMs: [sorted[0]?.p99Ms ?? mid.p99Ms, sorted.at(-1)?.p99Ms ?? mid.p99Ms] });
+  }
+  console.log(`\nFreshness, batch_interval 1, ${seconds} s of steady production (run with the median p99 of ${repeats}):\n`);
+  console.log(
+    table(
+      ['target rate', 'produced msgs/s', 'flushes', 'records measured', 'p50 ms', 'p90 ms', 'p99 ms', 'p99 min–max', 'max ms', 'peak RSS'],
+      freshnessResults.map((r) => [
+        r.targetRate.toLocaleString('en'),
+        Math.round(r.producedRate).toLocaleString('en'),
+        r.flushes,
+        r.measuredRecords.toLocaleString('en'),
+        Math.round(r.p50Ms),
+        Math.round(r.p90Ms),
+        Math.round(r.p99Ms),
+        `${Math.round(r.p99RangeMs[0])}–${Math.round(r.p99RangeMs[1])}`,
+        Math.round(r.maxMs),
+        `${Math.round(r.peakRssMiB)} MiB`,
+      ]),
+    ),
+  );
+}
+
 interface LifecycleResult extends Timed {
   days: number;
   filesPerDay: number;
@@ -333,5 +401,5 @@ if (cases.has('lifecycle')) {
 const machine = { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version };
 mkdirSync(here('../bench/results'), { recursive: true });
 const file = here(`../bench/results/${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-writeFileSync(file, JSON.stringify({ machine, repeats, dedup: dedupResults, e2e: e2eResults, daily: dailyResults, commit: commitResults, lifecycle: lifecycleResults, evolve: evolveResults }, null, 2));
+writeFileSync(file, JSON.stringify({ machine, repeats, dedup: dedupResults, e2e: e2eResults, daily: dailyResults, commit: commitResults, lifecycle: lifecycleResults, evolve: evolveResults, freshness: freshnessResults }, null, 2));
 console.log(`\nresults: ${file}`);
