@@ -5,13 +5,10 @@
  */
 import test from 'ava';
 import { join } from 'node:path';
-import { DeltaTarget, PipelineMetrics, silentLogger } from '../ts/index.js';
-import { DeltaDeadLetterSink } from '../ts/dead-letters/delta-sink.js';
-import { DeadLetterTally } from '../ts/dead-letters/tally.js';
-import { Flusher, type FlushSummary } from '../ts/pipeline/flush.js';
+import type { FlushSummary } from '../ts/pipeline/flush.js';
 import { EVENT_COLUMNS, createTableWithPython, readTable, txnVersions } from './helpers/delta.js';
 import { tempDir } from './helpers/env.js';
-import { openStage, pack, range } from './helpers/stage.js';
+import { openStage, pack, range, testFlusher } from './helpers/stage.js';
 
 /** `count` events of a partition from offset `from`, ids `p<partition>-<offset>`. */
 const batch = (partition: number, from: number, count: number) => pack(range(partition, from, from + count - 1));
@@ -19,25 +16,11 @@ const batch = (partition: number, from: number, count: number) => pack(range(par
 test('flushes asked for at once by several callers while batches arrive commit one at a time, in order, each row once', async (t) => {
   const table = join(tempDir(), 'events');
   createTableWithPython(table, EVENT_COLUMNS, ['date_col']);
-  const dead = await DeltaTarget.openDeadLetters(`${table}__dead_letters`);
   // Every append spills (the spill files of each flush are released after its commit).
   const { target, stage } = await openStage(table, {});
   stage.assigned([0, 1].map((partition) => ({ topicIndex: 0, partition, nextOffset: 0 })));
   const summaries: FlushSummary[] = [];
-  const flusher = new Flusher({
-    target,
-    deadLetters: new DeltaDeadLetterSink(dead, 3),
-    stage,
-    topics: ['events'],
-    appId: (_topic, partition) => `flush-test:${partition}`,
-    maxAttempts: 3,
-    write: {},
-    metrics: new PipelineMetrics(),
-    log: silentLogger,
-    commitKafkaOffsets: () => undefined,
-    onFlush: (s) => summaries.push(s),
-    deadLetterTally: new DeadLetterTally(),
-  });
+  const flusher = await testFlusher(table, target, stage, 'flush-test', (s) => summaries.push(s));
   const asked: Array<Promise<FlushSummary | undefined>> = [];
   const rounds = 25;
   const perBatch = 40;

@@ -7,16 +7,14 @@
 import test from 'ava';
 import { join } from 'node:path';
 import type { Message } from 'node-rdkafka';
-import { DeltaTarget, KafkaDeltaError, PipelineMetrics, silentLogger, type Stage } from '../ts/index.js';
-import { DeltaDeadLetterSink } from '../ts/dead-letters/delta-sink.js';
+import { KafkaDeltaError, PipelineMetrics, silentLogger, type Stage } from '../ts/index.js';
 import { DeadLetterTally } from '../ts/dead-letters/tally.js';
 import { ABSENT_KEY, ABSENT_VALUE, packMessages } from '../ts/kafka/packer.js';
-import { Flusher } from '../ts/pipeline/flush.js';
 import { Intake } from '../ts/pipeline/intake.js';
 import type { AppendResult, MessageBatch } from '../ts/stage.js';
 import { EVENT_COLUMNS, createTableWithPython, readTable, txnVersions } from './helpers/delta.js';
 import { tempDir } from './helpers/env.js';
-import { event, openStage } from './helpers/stage.js';
+import { event, openStage, testFlusher } from './helpers/stage.js';
 
 /** Messages `from..to` of a partition of topic `events`, as node-rdkafka hands them over. */
 function consumed(partition: number, from: number, to: number): Message[] {
@@ -87,20 +85,7 @@ test('a batch handed over while the one before is being staged waits for it: one
   t.is(real.stagedRows, 200);
   t.is(intake.messages, 200);
 
-  const flusher = new Flusher({
-    target,
-    deadLetters: new DeltaDeadLetterSink(await DeltaTarget.openDeadLetters(`${table}__dead_letters`), 3),
-    stage: real,
-    topics: ['events'],
-    appId: (_topic, partition) => `intake-test:${partition}`,
-    maxAttempts: 3,
-    write: {},
-    metrics: new PipelineMetrics(),
-    log: silentLogger,
-    commitKafkaOffsets: () => undefined,
-    onFlush: () => undefined,
-    deadLetterTally: new DeadLetterTally(),
-  });
+  const flusher = await testFlusher(table, target, real, 'intake-test');
   await flusher.flush();
   const ids = readTable(table).rows.map((r) => String(r.id));
   t.deepEqual(ids.sort(), Array.from({ length: 200 }, (_, i) => `p0-${i}`).sort());

@@ -7,8 +7,8 @@
  * last, and the process's CPU seconds per 1 M messages.
  */
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
-import type { Message } from 'node-rdkafka';
 import { packMessages } from '../dist/kafka/packer.js';
+import { connectRawConsumer, consumeBatch, disconnect } from './raw-consumer.js';
 
 const BROKERS = `127.0.0.1:${process.env.KAFKA_PORT ?? '9092'}`;
 
@@ -24,16 +24,10 @@ async function consumeInWorker(job: Job): Promise<void> {
   // Loaded by the workers only: an addon that is not context-aware loads once per process.
   const { default: Kafka } = await import('node-rdkafka');
   const counters = new BigInt64Array(job.counters);
-  const consumer = new Kafka.KafkaConsumer(
-    { 'bootstrap.servers': BROKERS, 'group.id': job.group, 'enable.auto.commit': false, 'fetch.queue.backoff.ms': 10 },
-    { 'auto.offset.reset': 'earliest' },
-  );
-  await new Promise<void>((resolve, reject) => consumer.connect({ timeout: 30_000 }, (err) => (err ? reject(err) : resolve())));
-  consumer.setDefaultConsumeTimeout(100);
-  consumer.subscribe([job.topic]);
+  const consumer = await connectRawConsumer(Kafka, BROKERS, job.topic, job.group);
   const topicIndex = new Map([[job.topic, 0]]);
   while (Atomics.load(counters, 0) < BigInt(job.expected)) {
-    const batch = await new Promise<Message[]>((resolve, reject) => consumer.consume(1000, (err, m) => (err ? reject(err) : resolve(m))));
+    const batch = await consumeBatch(consumer);
     if (batch.length === 0) continue;
     Atomics.compareExchange(counters, 1, 0n, BigInt(Math.round((performance.timeOrigin + performance.now()) * 1000)));
     packMessages(batch, topicIndex, { keys: true, headers: false });
@@ -42,7 +36,7 @@ async function consumeInWorker(job: Job): Promise<void> {
       Atomics.store(counters, 2, BigInt(Math.round((performance.timeOrigin + performance.now()) * 1000)));
     }
   }
-  await new Promise<void>((resolve) => consumer.disconnect(() => resolve()));
+  await disconnect(consumer);
 }
 
 async function main(): Promise<void> {

@@ -65,21 +65,28 @@ export function messageCount(distinct: number): number {
   return distinct + Math.ceil(distinct / 20);
 }
 
-/** Messages in the topic's 3 partitions (high minus low watermark). */
-export async function messagesIn(brokers: string, topic: string): Promise<number> {
-  const consumer = new Kafka.KafkaConsumer({ 'bootstrap.servers': brokers, 'group.id': 'bench-watermarks' }, {});
+/** The low and high watermark of each of a topic's first `partitions` partitions. */
+export async function watermarks(brokers: string, topic: string, partitions: number): Promise<Array<{ low: number; high: number }>> {
+  const consumer = new Kafka.KafkaConsumer({ 'bootstrap.servers': brokers, 'group.id': `bench-watermarks-${process.pid}` }, {});
   await new Promise<void>((resolve, reject) => consumer.connect({ timeout: 30_000 }, (err) => (err ? reject(err) : resolve())));
   try {
-    let total = 0;
-    for (const partition of [0, 1, 2]) {
-      total += await new Promise<number>((resolve, reject) =>
-        consumer.queryWatermarkOffsets(topic, partition, 10_000, (err, o) => (err ? reject(err) : resolve(o.highOffset - o.lowOffset))),
+    const marks: Array<{ low: number; high: number }> = [];
+    for (let partition = 0; partition < partitions; partition += 1) {
+      marks.push(
+        await new Promise<{ low: number; high: number }>((resolve, reject) =>
+          consumer.queryWatermarkOffsets(topic, partition, 10_000, (err, o) => (err ? reject(err) : resolve({ low: o.lowOffset, high: o.highOffset }))),
+        ),
       );
     }
-    return total;
+    return marks;
   } finally {
     await new Promise<void>((resolve) => consumer.disconnect(() => resolve()));
   }
+}
+
+/** Messages a data-set topic (3 partitions) holds. */
+export async function messagesIn(brokers: string, topic: string): Promise<number> {
+  return (await watermarks(brokers, topic, 3)).reduce((sum, m) => sum + m.high - m.low, 0);
 }
 
 /** The topic holding the data set of `distinct` events, produced now unless already complete. */

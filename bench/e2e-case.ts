@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import Kafka from 'node-rdkafka';
 import { Pipeline, createTable, nativeStepTotals, parseConfig } from '../dist/index.js';
 import { BENCH_COLUMNS, BENCH_DAYS_COLUMN } from './data-set.js';
+import { connectRawConsumer, consumeBatch, disconnect } from './raw-consumer.js';
 
 const BROKERS = `127.0.0.1:${process.env.KAFKA_PORT ?? '9092'}`;
 
@@ -28,31 +29,18 @@ function peakRssMiB(): number {
 }
 
 async function consumeOnly(topic: string, expected: number): Promise<{ seconds: number; messages: number; bytes: number }> {
-  const consumer = new Kafka.KafkaConsumer(
-    {
-      'bootstrap.servers': BROKERS,
-      'group.id': `bench-consume-${process.pid}-${Date.now()}`,
-      'enable.auto.commit': false,
-      'fetch.queue.backoff.ms': 10,
-    },
-    { 'auto.offset.reset': 'earliest' },
-  );
-  await new Promise<void>((resolve, reject) => consumer.connect({ timeout: 30_000 }, (err) => (err ? reject(err) : resolve())));
-  consumer.setDefaultConsumeTimeout(100);
-  consumer.subscribe([topic]);
+  const consumer = await connectRawConsumer(Kafka, BROKERS, topic, `bench-consume-${process.pid}-${Date.now()}`);
   let messages = 0;
   let bytes = 0;
   let started = 0;
   while (messages < expected) {
-    const batch = await new Promise<Kafka.Message[]>((resolve, reject) =>
-      consumer.consume(1000, (err, m) => (err ? reject(err) : resolve(m))),
-    );
+    const batch = await consumeBatch(consumer);
     if (batch.length > 0 && started === 0) started = performance.now();
     messages += batch.length;
     for (const m of batch) bytes += m.size;
   }
   const seconds = (performance.now() - started) / 1000;
-  await new Promise<void>((resolve) => consumer.disconnect(() => resolve()));
+  await disconnect(consumer);
   return { seconds, messages, bytes };
 }
 

@@ -17,7 +17,7 @@ import { promisify } from 'node:util';
 import Kafka from 'node-rdkafka';
 import { Pipeline, createTable, parseConfig, type FlushSummary } from '../dist/index.js';
 import { createTopic } from '../dist/tools/kafka-admin.js';
-import { BENCH_COLUMNS, BENCH_DAYS_COLUMN } from './data-set.js';
+import { BENCH_COLUMNS, BENCH_DAYS_COLUMN, watermarks } from './data-set.js';
 
 const BROKERS = `127.0.0.1:${process.env.KAFKA_PORT ?? '9092'}`;
 const PARTITIONS = 3;
@@ -47,24 +47,6 @@ async function timestampsOf(topic: string, highs: number[]): Promise<Float64Arra
       read += batch.length;
     }
     return out;
-  } finally {
-    await new Promise<void>((resolve) => consumer.disconnect(() => resolve()));
-  }
-}
-
-async function highWatermarks(topic: string): Promise<number[]> {
-  const consumer = new Kafka.KafkaConsumer({ 'bootstrap.servers': BROKERS, 'group.id': `bench-fresh-wm-${process.pid}` }, {});
-  await new Promise<void>((resolve, reject) => consumer.connect({ timeout: 30_000 }, (err) => (err ? reject(err) : resolve())));
-  try {
-    const highs: number[] = [];
-    for (let partition = 0; partition < PARTITIONS; partition += 1) {
-      highs.push(
-        await new Promise<number>((resolve, reject) =>
-          consumer.queryWatermarkOffsets(topic, partition, 10_000, (err, o) => (err ? reject(err) : resolve(o.highOffset))),
-        ),
-      );
-    }
-    return highs;
   } finally {
     await new Promise<void>((resolve) => consumer.disconnect(() => resolve()));
   }
@@ -101,7 +83,7 @@ async function main(): Promise<void> {
     const { stdout } = await promisify(execFile)(process.execPath, [producer, BROKERS, topic, String(rate), String(seconds)]);
     const produced = JSON.parse(stdout.trim()) as { sent: number; rate: number; lateTicks: number };
 
-    const highs = await highWatermarks(topic);
+    const highs = (await watermarks(BROKERS, topic, PARTITIONS)).map((m) => m.high);
     const committed = () => {
       const last = flushes.at(-1);
       return highs.every((h, partition) => (last?.positions.find((p) => p.partition === partition)?.offset ?? 0) >= h);

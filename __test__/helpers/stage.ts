@@ -1,6 +1,9 @@
 /** Staging through the library API without Kafka: messages packed as the consumer packs them, and event stages. */
 import { join } from 'node:path';
-import { DeltaTarget, type Stage } from '../../ts/index.js';
+import { DeltaTarget, PipelineMetrics, silentLogger, type Stage } from '../../ts/index.js';
+import { DeltaDeadLetterSink } from '../../ts/dead-letters/delta-sink.js';
+import { DeadLetterTally } from '../../ts/dead-letters/tally.js';
+import { Flusher, type FlushSummary } from '../../ts/pipeline/flush.js';
 import type { MessageBatch, StagingOptions } from '../../ts/stage.js';
 import { tempDir } from './env.js';
 
@@ -57,4 +60,32 @@ export async function openStage(
     staging: staging && { dir: join(tempDir(), 'staging'), maxMemoryBytes: 1, identity: 'test', ...staging },
   });
   return { target, stage };
+}
+
+/**
+ * A flusher of `stage` into `target` as the pipeline builds one, without Kafka: dead letters go
+ * to `<table>__dead_letters`, txn app ids are `<appPrefix>:<partition>`, Kafka offsets are not
+ * committed.
+ */
+export async function testFlusher(
+  table: string,
+  target: DeltaTarget,
+  stage: Stage,
+  appPrefix: string,
+  onFlush: (summary: FlushSummary) => void = () => undefined,
+): Promise<Flusher> {
+  return new Flusher({
+    target,
+    deadLetters: new DeltaDeadLetterSink(await DeltaTarget.openDeadLetters(`${table}__dead_letters`), 3),
+    stage,
+    topics: ['events'],
+    appId: (_topic, partition) => `${appPrefix}:${partition}`,
+    maxAttempts: 3,
+    write: {},
+    metrics: new PipelineMetrics(),
+    log: silentLogger,
+    commitKafkaOffsets: () => undefined,
+    onFlush,
+    deadLetterTally: new DeadLetterTally(),
+  });
 }

@@ -32,6 +32,12 @@ export interface PackOptions {
   headers: boolean;
 }
 
+/** Messages and payload bytes of a packed batch per topic, indexed like the stage's topic list. */
+export interface TopicTally {
+  messages: number[];
+  bytes: number[];
+}
+
 /** Packs one optional byte column: values back to back with their end offsets. */
 function packColumn(values: ReadonlyArray<Buffer | null>): { bytes: Buffer; ends: Uint32Array } {
   const ends = new Uint32Array(values.length);
@@ -43,14 +49,24 @@ function packColumn(values: ReadonlyArray<Buffer | null>): { bytes: Buffer; ends
   return { bytes: Buffer.concat(values.filter((v): v is Buffer => v !== null), at), ends };
 }
 
+/** Adds a run of one topic to `tally`. */
+function addRun(tally: TopicTally | undefined, topic: number, messages: number, bytes: number): void {
+  if (!tally || topic < 0 || messages === 0) return;
+  tally.messages[topic] = (tally.messages[topic] ?? 0) + messages;
+  tally.bytes[topic] = (tally.bytes[topic] ?? 0) + bytes;
+}
+
 /**
  * Packs `messages`. `topicIndex` maps each topic to its index in the stage's topic list;
- * keys and headers are packed only when asked for.
+ * keys and headers are packed only when asked for. When `tally` is given, the messages and
+ * payload bytes of each topic are added to it (the metrics need them; counted here, in the
+ * pass that copies, rather than in a pass of their own).
  */
 export function packMessages(
   messages: readonly Message[],
   topicIndex: ReadonlyMap<string, number>,
   options: PackOptions = { keys: false, headers: false },
+  tally?: TopicTally,
 ): MessageBatch {
   const n = messages.length;
   const withKeys = options.keys;
@@ -76,8 +92,20 @@ export function packMessages(
   let keyAt = 0;
   let lastTopic = '';
   let lastIndex = -1;
+  let runStart = 0;
+  let runBytesStart = 0;
   for (let i = 0; i < n; i++) {
     const m = messages[i] as Message;
+    // Batches come in runs of one partition: look the topic up once per run.
+    if (m.topic !== lastTopic || lastIndex < 0) {
+      const index = topicIndex.get(m.topic);
+      if (index === undefined) throw new InternalError('INTERNAL', `message from unexpected topic ${JSON.stringify(m.topic)}`);
+      addRun(tally, lastIndex, i - runStart, at - runBytesStart);
+      lastTopic = m.topic;
+      lastIndex = index;
+      runStart = i;
+      runBytesStart = at;
+    }
     const value = m.value;
     if (value) at += value.copy(payloads, at);
     payloadEnds[i] = at;
@@ -87,18 +115,12 @@ export function packMessages(
       if (key) keyAt += typeof key === 'string' ? keys.write(key, keyAt, 'utf8') : key.copy(keys, keyAt);
       keyEnds[i] = keyAt;
     }
-    // Batches come in runs of one partition: look the topic up once per run.
-    if (m.topic !== lastTopic || lastIndex < 0) {
-      const index = topicIndex.get(m.topic);
-      if (index === undefined) throw new InternalError('INTERNAL', `message from unexpected topic ${JSON.stringify(m.topic)}`);
-      lastTopic = m.topic;
-      lastIndex = index;
-    }
     topicIndexes[i] = lastIndex;
     partitions[i] = m.partition;
     offsets[i] = m.offset;
     timestamps[i] = typeof m.timestamp === 'number' && m.timestamp >= 0 ? m.timestamp : -1;
   }
+  addRun(tally, lastIndex, n - runStart, at - runBytesStart);
   const batch: MessageBatch = { payloads, payloadEnds, topicIndexes, partitions, offsets, timestamps, absent };
   if (keys && keyEnds) {
     batch.keys = keys;

@@ -3,7 +3,7 @@
  * alerts are built on them.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { Message } from 'node-rdkafka';
+import type { TopicTally } from '../kafka/packer.js';
 import type { FlushSummary } from '../pipeline/flush.js';
 import { nativeStepTotals, nativeStorageRetries, type NativeStepTotals } from '../native.js';
 import { registerFlushProgress } from './flush-progress.js';
@@ -206,35 +206,13 @@ export class PipelineMetrics {
     for (const l of lags) this.#consumerLag.set({ topic: l.topic, partition: String(l.partition) }, l.lag);
   }
 
-  /** Counts a consumed batch. */
-  consumed(messages: readonly Message[]): void {
-    // Batches come in runs of one partition: one lookup per run, not per message.
-    const byTopic = new Map<string, { count: number; bytes: number }>();
-    let topic: string | undefined;
-    let count = 0;
-    let bytes = 0;
-    const endRun = () => {
-      if (topic === undefined) return;
-      const t = byTopic.get(topic) ?? { count: 0, bytes: 0 };
-      t.count += count;
-      t.bytes += bytes;
-      byTopic.set(topic, t);
-    };
-    for (const m of messages) {
-      if (m.topic !== topic) {
-        endRun();
-        topic = m.topic;
-        count = 0;
-        bytes = 0;
-      }
-      count += 1;
-      bytes += m.size;
-    }
-    endRun();
-    for (const [topic, t] of byTopic) {
-      this.#messagesConsumed.inc({ topic }, t.count);
-      this.#bytesConsumed.inc({ topic }, t.bytes);
-    }
+  /** Counts a consumed batch from the packer's tally per topic (indexed like `topics`). */
+  consumed(topics: readonly string[], tally: TopicTally): void {
+    tally.messages.forEach((count, i) => {
+      const topic = topics[i] ?? `#${i}`;
+      this.#messagesConsumed.inc({ topic }, count);
+      this.#bytesConsumed.inc({ topic }, tally.bytes[i] ?? 0);
+    });
   }
 
   /** Records what is staged now: rows and bytes in memory, and spilled to disk. */

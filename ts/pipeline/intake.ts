@@ -10,7 +10,7 @@ import type { Message } from 'node-rdkafka';
 import type { Logger } from '../log.js';
 import type { PipelineMetrics } from '../metrics/metrics.js';
 import type { DeadLetterTally } from '../dead-letters/tally.js';
-import { packMessages, type PackOptions } from '../kafka/packer.js';
+import { packMessages, type PackOptions, type TopicTally } from '../kafka/packer.js';
 import type { AppendResult, MessageBatch, RejectedMessage, Stage } from '../stage.js';
 
 /** What {@link Intake} works with. */
@@ -31,13 +31,13 @@ export interface IntakeOptions {
 /** Stages consumed batches one at a time while the next one is consumed. */
 export class Intake {
   readonly #o: IntakeOptions;
-  /** The batch being decoded and staged natively; settles (never rejects) once it is staged. */
-  #staging: Promise<void> | undefined;
+  /**
+   * The last batch handed over, from its hand-over until it is staged; settles (never rejects).
+   * The loop hands over one batch at a time, so the next one only has to wait for this.
+   */
+  #last: Promise<void> = Promise.resolve();
   /** The first staging failure: every later hand-over and settle() throws it. */
   #failure: unknown;
-  /** Hand-overs under way (packing, or waiting for the batch before them). */
-  #pending = 0;
-  #idle: Array<() => void> = [];
   #messages = 0;
 
   constructor(options: IntakeOptions) {
@@ -56,18 +56,23 @@ export class Intake {
    */
   async submit(messages: Message[]): Promise<void> {
     if (messages.length === 0) return;
-    this.#pending += 1;
+    this.#messages += messages.length;
+    const tally: TopicTally = { messages: [], bytes: [] };
+    const batch = packMessages(messages, this.#o.topicIndex, this.#o.pack, tally);
+    this.#o.metrics.consumed(this.#o.topics, tally);
+    const previous = this.#last;
+    let done!: () => void;
+    // Taken before waiting, so that a settle() meanwhile waits for this batch too.
+    this.#last = new Promise<void>((resolve) => (done = resolve));
     try {
-      this.#messages += messages.length;
-      this.#o.metrics.consumed(messages);
-      const batch = packMessages(messages, this.#o.topicIndex, this.#o.pack);
-      while (this.#staging) await this.#staging;
+      await previous;
       this.#throwIfFailed();
-      this.#start(batch, messages.length);
-    } finally {
-      this.#pending -= 1;
-      this.#wakeIfIdle();
+    } catch (error) {
+      done();
+      throw error;
     }
+    // Starts the native append now; the batch's slot is free once it is staged.
+    void this.#stage(batch, messages.length).then(done);
   }
 
   /**
@@ -76,33 +81,25 @@ export class Intake {
    * assignment lands in the stage after the new one is set.
    */
   async settle(): Promise<void> {
-    while (this.#staging || this.#pending > 0) await new Promise<void>((resolve) => this.#idle.push(resolve));
+    let last: Promise<void>;
+    do {
+      last = this.#last;
+      await last;
+    } while (last !== this.#last);
     this.#throwIfFailed();
   }
 
-  #start(batch: MessageBatch, count: number): void {
-    const staging: Promise<void> = this.#o.stage
-      .append(batch)
-      .then((result) => this.#staged(count, result))
-      .catch((error: unknown) => {
-        this.#failure ??= error;
-      })
-      .then(() => {
-        if (this.#staging === staging) this.#staging = undefined;
-        this.#wakeIfIdle();
-      });
-    this.#staging = staging;
+  /** Stages one batch; records its failure instead of rejecting. */
+  async #stage(batch: MessageBatch, count: number): Promise<void> {
+    try {
+      this.#staged(count, await this.#o.stage.append(batch));
+    } catch (error: unknown) {
+      this.#failure ??= error;
+    }
   }
 
   #throwIfFailed(): void {
     if (this.#failure !== undefined) throw this.#failure;
-  }
-
-  #wakeIfIdle(): void {
-    if (this.#staging || this.#pending > 0) return;
-    const waiting = this.#idle;
-    this.#idle = [];
-    for (const wake of waiting) wake();
   }
 
   /** A batch is staged: its metrics, its dead letters, and the spill state. */
