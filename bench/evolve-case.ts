@@ -10,20 +10,10 @@
  * Reported: the median ms per batch before the field, the ms of the batch bringing it, and the
  * median after.
  */
-import { mkdtempSync } from 'node:fs';
-import { join } from 'node:path';
-import { DeltaTarget, createTable } from '../dist/index.js';
-import { packPartition0 } from './pack.js';
+import { BASE_COLUMNS, openBenchStage, packPartition0 } from './pack.js';
 
 const BATCH = 10_000;
 const DAY = '2026-11-23';
-const COLUMNS = [
-  { name: 'id', dataType: 'string', nullable: false },
-  { name: 'seq', dataType: 'long', nullable: true },
-  { name: 'amount', dataType: 'double', nullable: true },
-  { name: 'note', dataType: 'string', nullable: true },
-  { name: 'date_col', dataType: 'date', nullable: false },
-];
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0;
 
@@ -33,18 +23,7 @@ async function main(): Promise<void> {
   if (!dir || (mode !== 'off' && mode !== 'on') || !Number.isInteger(batches) || batches < 4) {
     throw new Error('usage: evolve-case.js <dir> <off|on> <batches >= 4>');
   }
-  const table = join(mkdtempSync(join(dir, 'run-')), 'table');
-  await createTable(table, COLUMNS, ['date_col']);
-  const target = await DeltaTarget.open(table);
-  const stage = target.createStage({
-    partitionColumn: 'date_col',
-    daySource: 'column',
-    timezone: 'UTC',
-    rejectUnknownFields: false,
-    addColumns: mode === 'on',
-    topics: ['bench'],
-  });
-  stage.assigned([{ topicIndex: 0, partition: 0, nextOffset: 0 }]);
+  const stage = await openBenchStage(dir, BASE_COLUMNS, { addColumns: mode === 'on' });
   const arrives = Math.floor(batches / 2);
   const ms: number[] = [];
   for (let b = 0; b < batches; b += 1) {

@@ -28,12 +28,14 @@
  *   day, before and after compacting every day.
  * - evolve (issue #13, no broker, only when named): decoding `BENCH_EVOLVE_BATCHES` (20) batches
  *   of 10,000 messages with `delta.schema_evolution` off and on, two new fields from the middle on.
+ * - transform (issue #14, no broker, only when named): decoding `BENCH_TRANSFORM_BATCHES` (20)
+ *   batches of 10,000 messages with no transform, a filter, and a filter with 2 derived columns.
  *
  * - freshness (issue #17, only when named): a producer process sends `BENCH_FRESH_RATES`
  *   (20000,50000) messages a second for `BENCH_FRESH_SECONDS` (30) while the pipeline runs with
  *   `batch_interval: 1`: the delay from each record's Kafka timestamp to the commit holding it.
  *
- * `BENCH_CASES=dedup`, `e2e`, `commit`, `lifecycle`, `evolve`, `freshness` or `daily` runs one group; `BENCH_E2E_MODES` picks e2e modes (`append` and
+ * `BENCH_CASES=dedup`, `e2e`, `commit`, `lifecycle`, `evolve`, `transform`, `freshness` or `daily` runs one group; `BENCH_E2E_MODES` picks e2e modes (`append` and
  * `append-capped`: INSERT without dedup, one flush at the end, uncapped vs `buffer.max_memory`
  * 64 MiB, to compare peak RSS).
  */
@@ -315,6 +317,34 @@ if (cases.has('evolve')) {
   );
 }
 
+interface TransformResult extends Timed {
+  mode: string;
+  batch: number;
+  msPerBatch: number;
+  messagesPerSecond: number;
+  filtered: number;
+}
+
+const transformResults: Array<Spread<TransformResult>> = [];
+if (cases.has('transform')) {
+  const batches = Number(process.env.BENCH_TRANSFORM_BATCHES ?? 20);
+  for (const mode of ['none', 'filter', 'filter+columns']) {
+    const dir = mkdtempSync(join(tmpdir(), 'kdr-bench-transform-'));
+    try {
+      transformResults.push(repeated<TransformResult>(`transform ${mode}`, './transform-case.ts', [dir, mode, String(batches)]));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  console.log(`\nDecoding with transform, ${batches} batches of ${transformResults[0]?.batch ?? 0} messages, one in ten filtered (median run of ${repeats}):\n`);
+  console.log(
+    table(
+      ['transform', 'ms/batch', 'messages/s', 'filtered'],
+      transformResults.map((r) => [r.mode, r.msPerBatch.toFixed(1), r.messagesPerSecond.toFixed(0), String(r.filtered)]),
+    ),
+  );
+}
+
 interface FreshnessResult {
   case: string;
   targetRate: number;
@@ -401,5 +431,5 @@ if (cases.has('lifecycle')) {
 const machine = { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version };
 mkdirSync(here('../bench/results'), { recursive: true });
 const file = here(`../bench/results/${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-writeFileSync(file, JSON.stringify({ machine, repeats, dedup: dedupResults, e2e: e2eResults, daily: dailyResults, commit: commitResults, lifecycle: lifecycleResults, evolve: evolveResults, freshness: freshnessResults }, null, 2));
+writeFileSync(file, JSON.stringify({ machine, repeats, dedup: dedupResults, e2e: e2eResults, daily: dailyResults, commit: commitResults, lifecycle: lifecycleResults, evolve: evolveResults, transform: transformResults, freshness: freshnessResults }, null, 2));
 console.log(`\nresults: ${file}`);

@@ -4,7 +4,12 @@
 
 use chrono::{DateTime, Datelike, Months, NaiveDate, NaiveDateTime, Utc};
 use chrono_tz::Tz;
+use deltalake::arrow::array::{Array, ArrayRef, Date32Array, StringArray};
+use deltalake::arrow::compute::cast;
+use deltalake::arrow::datatypes::DataType;
 use napi_derive::napi;
+
+use crate::error::{CoreError, CoreResult};
 
 /// Days since 1970-01-01, the representation of Arrow's Date32.
 pub type EpochDay = i32;
@@ -171,6 +176,39 @@ pub fn day_of_event_time(value: &str, tz: Tz, unit: EpochUnit) -> Result<EpochDa
 pub fn parse_timezone(name: &str) -> Result<Tz, String> {
     name.parse::<Tz>()
         .map_err(|_| format!("unknown time zone {name:?}"))
+}
+
+/// The days of a decoded `YYYY-MM-DD` (or date) partition column.
+pub fn column_days(
+    column: &ArrayRef,
+    name: &str,
+) -> CoreResult<Vec<Result<EpochDay, (&'static str, String)>>> {
+    let missing = || ("no_day", format!("day field {name:?} is missing or null"));
+    if let Some(dates) = column.as_any().downcast_ref::<Date32Array>() {
+        return Ok(dates.iter().map(|d| d.ok_or_else(missing)).collect());
+    }
+    let text = cast(column, &DataType::Utf8)?;
+    let text = text
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .ok_or_else(|| CoreError::Internal("day column did not cast to text".into()))?;
+    // Messages come in runs of one day: a value equal to the one before is not parsed again.
+    let mut last: Option<(&str, EpochDay)> = None;
+    Ok(text
+        .iter()
+        .map(|value| match value {
+            None => Err(missing()),
+            Some(v) => match last {
+                Some((seen, day)) if seen == v => Ok(day),
+                _ => {
+                    let day =
+                        parse_day(v).map_err(|e| ("no_day", format!("day field {name:?}: {e}")))?;
+                    last = Some((v, day));
+                    Ok(day)
+                }
+            },
+        })
+        .collect())
 }
 
 #[cfg(test)]

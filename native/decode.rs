@@ -23,6 +23,7 @@ use crate::json::{decode_json, screen_payload};
 pub use crate::messages::Messages;
 use crate::metadata::{self, KafkaMetadataColumns, MetadataColumn};
 use crate::timestamps::TimestampFields;
+use crate::transform::{Transform, TransformOptions};
 
 /// Internal columns carried by staged rows (dropped before writing): the Kafka position of each
 /// row, for exactly-once filtering and for ordering duplicates.
@@ -33,9 +34,7 @@ pub const OFFSET_COLUMN: &str = "__kdr_offset";
 /// The smallest chunk worth a rayon task; smaller batches decode in one piece.
 const MIN_CHUNK: usize = 1024;
 
-/// The longest `detail` a dead letter keeps: arrow-json's errors quote the offending value, and
-/// a dead letter that repeats a megabyte payload in its detail would not fit its sink.
-pub const MAX_DETAIL_BYTES: usize = 1024;
+pub use crate::rejection::Rejection;
 
 /// Where a record's day comes from.
 #[derive(Debug, Clone)]
@@ -65,6 +64,8 @@ pub struct DecodeOptions {
     pub day_window_years: u32,
     /// A field the table lacks becomes a column (`evolve.rs`).
     pub add_columns: bool,
+    /// A filter and derived columns (`transform.rs`).
+    pub transform: TransformOptions,
 }
 
 /// The kind of the table's partition column.
@@ -89,40 +90,7 @@ pub struct DecodeSpec {
     day_column: DayColumn,
     metadata: Vec<MetadataColumn>,
     timestamps: TimestampFields,
-}
-
-/// Why a message went to the dead-letter sink: a short, low-cardinality kind and the detail.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Rejection {
-    pub message_index: usize,
-    pub kind: &'static str,
-    /// At most `MAX_DETAIL_BYTES`.
-    pub detail: String,
-}
-
-impl Rejection {
-    pub fn new(message_index: usize, kind: &'static str, detail: String) -> Self {
-        Self {
-            message_index,
-            kind,
-            detail: bounded(detail),
-        }
-    }
-}
-
-/// `detail` cut to `MAX_DETAIL_BYTES` at a character boundary, saying how much was cut.
-fn bounded(mut detail: String) -> String {
-    if detail.len() <= MAX_DETAIL_BYTES {
-        return detail;
-    }
-    let total = detail.len();
-    let mut end = MAX_DETAIL_BYTES - 40;
-    while !detail.is_char_boundary(end) {
-        end -= 1;
-    }
-    detail.truncate(end);
-    detail.push_str(&format!("... ({} of {total} bytes cut)", total - end));
-    detail
+    transform: Option<Transform>,
 }
 
 /// The outcome of decoding one batch.
@@ -132,6 +100,8 @@ pub struct Decoded {
     /// The day of each accepted row.
     pub days: Vec<EpochDay>,
     pub rejected: Vec<Rejection>,
+    /// Indexes of the messages `transform.filter` dropped.
+    pub filtered: Vec<usize>,
 }
 
 impl DecodeSpec {
@@ -170,10 +140,20 @@ impl DecodeSpec {
             .iter()
             .filter(|f| !metadata.iter().any(|m| &m.name == f.name()))
             .filter(|f| !(derived_day && f.name() == &options.partition_column))
+            .filter(|f| !options.transform.derived_names().any(|d| d == f.name()))
             .map(|f| f.as_ref().clone().with_nullable(true))
             .collect();
         let json_schema: SchemaRef = Arc::new(Schema::new(json_fields));
+        for name in options.transform.derived_names() {
+            if name == options.partition_column || metadata.iter().any(|m| m.name == name) {
+                return Err(CoreError::InvalidArgument(format!(
+                    "transform.columns.{name}: the column takes the day or Kafka metadata already"
+                )));
+            }
+        }
+        let transform = Transform::plan(&options.transform, &json_schema, &table_schema)?;
         Ok(Self {
+            transform,
             timestamps: TimestampFields::of(&json_schema),
             json_schema,
             staged_schema: crate::schema_change::staged_schema(&table_schema),
@@ -202,11 +182,13 @@ impl DecodeSpec {
         let mut batches = Vec::with_capacity(parts.len());
         let mut days = Vec::with_capacity(n);
         let mut rejected = Vec::new();
+        let mut filtered = Vec::new();
         for part in parts {
             let part = part?;
             batches.extend(part.rows);
             days.extend(part.days);
             rejected.extend(part.rejected);
+            filtered.extend(part.filtered);
         }
         let rows = match batches.len() {
             0 => None,
@@ -217,6 +199,7 @@ impl DecodeSpec {
             rows,
             days,
             rejected,
+            filtered,
         })
     }
 
@@ -239,13 +222,14 @@ impl DecodeSpec {
                 .with_strict_mode(self.options.reject_unknown_fields || evolving)
                 .with_coerce_primitive(evolving)
         };
-        let (json_rows, mut accepted) =
+        let (json_rows, accepted) =
             decode_json(&json_builder, messages, &candidates, &mut rejected)?;
         let Some(json_rows) = json_rows else {
             return Ok(Decoded {
                 rows: None,
                 days: Vec::new(),
                 rejected,
+                filtered: Vec::new(),
             });
         };
 
@@ -262,24 +246,26 @@ impl DecodeSpec {
         )?;
         let days = self.derive_days(messages, &json_rows, &accepted, &mut keep, &mut rejected)?;
 
-        let mask = BooleanArray::from(keep.clone());
-        let json_rows = filter_record_batch(&json_rows, &mask)?;
-        let days: Vec<EpochDay> = days
-            .into_iter()
-            .zip(&keep)
-            .filter_map(|(d, &k)| if k { d } else { None })
-            .collect();
-        accepted = accepted
-            .into_iter()
-            .zip(&keep)
-            .filter_map(|(i, &k)| k.then_some(i))
-            .collect();
-        let rows = self.assemble(messages, &json_rows, &accepted, &days)?;
+        let (json_rows, days, accepted) = retain(&json_rows, days, accepted, &keep)?;
+        // Every row kept has its day.
+        let days: Vec<EpochDay> = days.into_iter().flatten().collect();
+        let (json_rows, days, accepted, derived, filtered) = match &self.transform {
+            None => (json_rows, days, accepted, Vec::new(), Vec::new()),
+            Some(transform) => {
+                let topics = &self.options.topics;
+                let out =
+                    transform.apply(&json_rows, messages, &accepted, topics, &mut rejected)?;
+                let (json_rows, days, accepted) = retain(&json_rows, days, accepted, &out.keep)?;
+                (json_rows, days, accepted, out.columns, out.filtered)
+            }
+        };
+        let rows = self.assemble(messages, &json_rows, &accepted, &days, &derived)?;
         rejected.sort_by_key(|r| r.message_index);
         Ok(Decoded {
             rows: Some(rows),
             days,
             rejected,
+            filtered,
         })
     }
 
@@ -364,7 +350,7 @@ impl DecodeSpec {
                 let column = json_rows.column_by_name(name).ok_or_else(|| {
                     CoreError::Internal(format!("partition column {name:?} was not decoded"))
                 })?;
-                column_days(column, name)?
+                day::column_days(column, name)?
             }
             DaySource::KafkaTimestamp => accepted
                 .iter()
@@ -449,6 +435,7 @@ impl DecodeSpec {
         json_rows: &RecordBatch,
         accepted: &[usize],
         days: &[EpochDay],
+        derived: &[(String, ArrayRef)],
     ) -> CoreResult<RecordBatch> {
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.staged_schema.fields().len());
         for field in self.table_schema.fields() {
@@ -457,6 +444,8 @@ impl DecodeSpec {
                 self.day_array(days)
             } else if let Some(meta) = self.metadata.iter().find(|m| m.name == name) {
                 meta.values(messages, accepted, &self.options.topics)
+            } else if let Some((_, values)) = derived.iter().find(|(n, _)| n == name) {
+                values.clone()
             } else {
                 json_rows.column_by_name(name).cloned().ok_or_else(|| {
                     CoreError::Internal(format!("column {name:?} was not decoded"))
@@ -499,45 +488,31 @@ impl DecodeSpec {
     }
 }
 
+/// The rows of a chunk where `keep` is true: JSON columns, days and message indexes alike.
+fn retain<D>(
+    json_rows: &RecordBatch,
+    days: Vec<D>,
+    accepted: Vec<usize>,
+    keep: &[bool],
+) -> CoreResult<(RecordBatch, Vec<D>, Vec<usize>)> {
+    let json_rows = filter_record_batch(json_rows, &BooleanArray::from(keep.to_vec()))?;
+    fn kept<T>(values: Vec<T>, keep: &[bool]) -> Vec<T> {
+        values
+            .into_iter()
+            .zip(keep)
+            .filter_map(|(v, &k)| k.then_some(v))
+            .collect()
+    }
+    let (days, accepted) = (kept(days, keep), kept(accepted, keep));
+    Ok((json_rows, days, accepted))
+}
+
 /// A message must have a value holding a JSON object; anything else is rejected before decoding.
 fn screen(messages: &Messages<'_>, i: usize) -> Result<(), (&'static str, String)> {
     if messages.is_tombstone(i) {
         return Err(("tombstone", "the message has no value (a tombstone)".into()));
     }
     screen_payload(messages.payload(i))
-}
-
-/// The days of a decoded `YYYY-MM-DD` (or date) partition column.
-fn column_days(
-    column: &ArrayRef,
-    name: &str,
-) -> CoreResult<Vec<Result<EpochDay, (&'static str, String)>>> {
-    let missing = || ("no_day", format!("day field {name:?} is missing or null"));
-    if let Some(dates) = column.as_any().downcast_ref::<Date32Array>() {
-        return Ok(dates.iter().map(|d| d.ok_or_else(missing)).collect());
-    }
-    let text = cast(column, &DataType::Utf8)?;
-    let text = text
-        .as_any()
-        .downcast_ref::<StringArray>()
-        .ok_or_else(|| CoreError::Internal("day column did not cast to text".into()))?;
-    // Messages come in runs of one day: a value equal to the one before is not parsed again.
-    let mut last: Option<(&str, EpochDay)> = None;
-    Ok(text
-        .iter()
-        .map(|value| match value {
-            None => Err(missing()),
-            Some(v) => match last {
-                Some((seen, day)) if seen == v => Ok(day),
-                _ => {
-                    let day = day::parse_day(v)
-                        .map_err(|e| ("no_day", format!("day field {name:?}: {e}")))?;
-                    last = Some((v, day));
-                    Ok(day)
-                }
-            },
-        })
-        .collect())
 }
 
 /// Casts a built column to the table's exact type (e.g. Int32 partition into an Int64 column).

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::messages::{ABSENT_KEY, ABSENT_VALUE};
+use crate::rejection::MAX_DETAIL_BYTES;
 use deltalake::arrow::array::{AsArray, Float64Array};
 use deltalake::arrow::datatypes::Int64Type;
 
@@ -21,6 +22,7 @@ fn options(day_source: DaySource) -> DecodeOptions {
         timezone: crate::day::parse_timezone("UTC").expect("tz"),
         reject_unknown_fields: false,
         add_columns: false,
+        transform: Default::default(),
         metadata: KafkaMetadataColumns {
             offset: Some("kafka_offset".into()),
             ..Default::default()
@@ -429,3 +431,6 @@ fn numbers_in_a_timestamp_column_are_epoch_milliseconds_by_default() {
         .as_primitive::<deltalake::arrow::datatypes::TimestampMicrosecondType>();
     assert_eq!(at.value(0), 1_795_435_200_123);
 }
+
+#[path = "transform_tests.rs"]
+mod transform;

@@ -128,6 +128,31 @@ impl MetadataColumn {
         )
     }
 
+    /// A column of `part` outside the table, of the type its values come in (keys as text):
+    /// the Kafka context `transform` expressions read.
+    pub fn context(name: &str, part: MetadataPart) -> Self {
+        let data_type = match part {
+            MetadataPart::Topic | MetadataPart::Key | MetadataPart::Headers => DataType::Utf8,
+            MetadataPart::Partition => DataType::Int32,
+            MetadataPart::Offset => DataType::Int64,
+            MetadataPart::Timestamp => DataType::Timestamp(
+                deltalake::arrow::datatypes::TimeUnit::Millisecond,
+                Some("UTC".into()),
+            ),
+        };
+        Self {
+            name: name.to_string(),
+            part,
+            data_type,
+            nullable: true,
+        }
+    }
+
+    /// The column as a field of the type [`MetadataColumn::values`] gives.
+    pub fn field(&self) -> deltalake::arrow::datatypes::Field {
+        deltalake::arrow::datatypes::Field::new(&self.name, self.data_type.clone(), self.nullable)
+    }
+
     /// The column's values for the messages at `accepted`, before the cast to the table's type.
     pub fn values(
         &self,

@@ -58,6 +58,8 @@ pub struct AppendResult {
     pub staged: u32,
     /// Messages sent to the dead-letter sink, with reasons.
     pub rejected: Vec<RejectedMessage>,
+    /// Messages `transform.filter` dropped, by topic index (their positions advance all the same).
+    pub filtered: Vec<u32>,
     /// Rows now staged in total, across days.
     pub staged_rows: u32,
     /// Approximate bytes of Arrow memory now staged.

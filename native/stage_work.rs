@@ -93,6 +93,16 @@ pub(crate) fn append_blocking(
         rejected.retain(|r| !unowned.contains(&(r.topic_index as u16, r.partition)));
         drop_partitions(by_day, dead, &unowned)?
     };
+    let mut filtered = vec![0u32; spec.options.topics.len()];
+    for &i in &decoded.filtered {
+        let key = (messages.topic_indexes[i], messages.partitions[i]);
+        if let Some(count) = filtered
+            .get_mut(usize::from(key.0))
+            .filter(|_| !unowned.contains(&key))
+        {
+            *count += 1;
+        }
+    }
     let mut staged = 0u32;
     for (day, rows) in by_day {
         let rows = conform(rows, &state.schema)?;
@@ -119,6 +129,7 @@ pub(crate) fn append_blocking(
     Ok(AppendResult {
         staged,
         rejected,
+        filtered,
         staged_rows: (segment.rows + segment.spilled_rows()) as u32,
         staged_bytes: segment.bytes as f64,
         spilled_rows: segment.spilled_rows() as f64,

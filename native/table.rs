@@ -70,6 +70,8 @@ pub struct StageOptions {
     pub epoch_unit: Option<EpochUnit>,
     /// A message whose day is more than this many years from today is a dead letter; default 10.
     pub day_window_years: Option<u32>,
+    /// A filter and derived columns evaluated on each decoded batch.
+    pub transform: Option<crate::transform::TransformOptions>,
     /// Spill staged rows to local disk beyond a memory budget; absent: everything stays in
     /// memory until the flush.
     pub staging: Option<StagingOptions>,

@@ -225,6 +225,7 @@ impl Target {
                 epoch_unit: options.epoch_unit.unwrap_or_default(),
                 day_window_years: options.day_window_years.unwrap_or(DEFAULT_DAY_WINDOW_YEARS),
                 add_columns: options.add_columns.unwrap_or(false),
+                transform: options.transform.unwrap_or_default(),
             },
         )?;
         let staging = match options.staging {

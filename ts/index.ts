@@ -44,7 +44,10 @@ export type {
   StageOptions,
   StagingOptions,
   StagingRecovery,
+  DerivedColumn,
+  TransformOptions,
 } from './stage.js';
+export type { TopicTally } from './kafka/packer.js';
 export { FlushSchedule, systemClock, type Clock, type FlushTrigger, type FlushScheduleOptions } from './pipeline/schedule.js';
 export { configureThreads, nativeFlushProgress, nativeMemory, nativeStepTotals, nativeVersions } from './native.js';
 export type { FlushPhase, FlushProgressTotals, NativeMemory, NativeStepTotals, StepTotals } from './native.js';

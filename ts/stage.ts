@@ -15,6 +15,8 @@ import {
   type KafkaMetadataColumns,
   type DaySourceKind,
   type EpochUnit,
+  type DerivedColumn,
+  type TransformOptions,
 } from './native.js';
 import { InternalError, native, nativeSync } from './errors.js';
 import { StagedSegment } from './segment.js';
@@ -31,6 +33,8 @@ export type {
   StageOptions,
   StagingOptions,
   StagingRecovery,
+  DerivedColumn,
+  TransformOptions,
 };
 
 const stageHandles = new WeakMap<Stage, NativeStage>();

@@ -39,6 +39,7 @@ TYPES = {
     "timestamp": pa.timestamp("us", tz="UTC"),
     "binary": pa.binary(),
     "struct<model:string>": pa.struct([pa.field("model", pa.string())]),
+    "struct<country:string>": pa.struct([pa.field("country", pa.string())]),
 }
 
 

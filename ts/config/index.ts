@@ -319,6 +319,18 @@ export interface MaintenanceConfig {
   vacuum: boolean;
 }
 
+/**
+ * A filter and derived columns, SQL expressions over each decoded row: the table's columns as
+ * read from the JSON plus `kafka_topic`, `kafka_partition`, `kafka_offset`, `kafka_timestamp`,
+ * `kafka_key` and `kafka_headers` (a JSON object's text). Evaluated natively per batch.
+ */
+export interface TransformConfig {
+  /** Rows for which this predicate is not true are dropped: counted as consumed, never dead letters. */
+  filter?: string;
+  /** Table columns computed from an expression instead of read from the JSON, by column name. Default {}. */
+  columns: Record<string, string>;
+}
+
 /** Kafka and storage credentials. */
 export interface CredentialsConfig {
   /** Kafka SASL username. */
@@ -366,6 +378,8 @@ export interface Config {
   shutdown: ShutdownConfig;
   /** Table upkeep beside ingestion. */
   maintenance: MaintenanceConfig;
+  /** Filter and derived columns. */
+  transform: TransformConfig;
   /** Credentials. */
   credentials: CredentialsConfig;
 }

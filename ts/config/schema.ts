@@ -19,7 +19,9 @@ const [MIB, GIB] = [2 ** 20, 2 ** 30];
 const [DEFAULT_BATCH_INTERVAL, DEFAULT_BATCH_SIZE] = [60, 100_000];
 
 /** Free-form maps: their keys are not checked against a schema. */
-export const FREE_FORM_MAPS: ReadonlySet<string> = new Set(['kafka.properties', 'delta.storage_options', 'delta.schema.properties', 'credentials.delta_credentials']);
+export const FREE_FORM_MAPS: ReadonlySet<string> = new Set([
+  'kafka.properties', 'delta.storage_options', 'delta.schema.properties', 'credentials.delta_credentials', 'transform.columns',
+]);
 
 /** librdkafka properties that kafka-delta-rust sets itself, and the key to use instead. */
 const RESERVED_PROPERTIES: Readonly<Record<string, string>> = {
@@ -254,6 +256,10 @@ const maintenanceShape = {
   interval: seconds('the time between maintenance checks', 1, 86_400).default(300),
   vacuum: z.boolean({ error: 'true or false' }).default(false),
 };
+const transformShape = {
+  filter: nonEmpty('a SQL predicate').optional(),
+  columns: z.record(column, nonEmpty('a SQL expression'), { error: 'a map of column names to SQL expressions' }).default({}),
+};
 const credentialsShape = {
   kafka_username: z.string({ error: 'a string' }).min(1, { error: 'a non-empty string' }).optional(),
   kafka_password: z.string({ error: 'a string' }).min(1, { error: 'a non-empty string' }).optional(),
@@ -279,6 +285,7 @@ const rootShape = {
   buffer: z.strictObject(bufferShape, section('buffer')),
   shutdown: z.strictObject(shutdownShape, section('shutdown')),
   maintenance: z.strictObject(maintenanceShape, section('maintenance')),
+  transform: z.strictObject(transformShape, section('transform')),
   credentials: z.strictObject(credentialsShape, section('credentials')),
 };
 const rootSchema = z.strictObject(rootShape, { error: 'a map of settings' });
@@ -301,7 +308,8 @@ export const KNOWN_KEYS: ReadonlyMap<string, readonly string[]> = new Map(
     'delta.storage_retry': storageRetryShape, 'delta.schema': tableSchemaShape,
     'delta.kafka_metadata': kafkaMetadataShape, dead_letter: deadLetterShape, logging: loggingShape,
     monitoring: monitoringShape, concurrency: concurrencyShape, batch: batchShape, dedup: dedupShape,
-    buffer: bufferShape, shutdown: shutdownShape, maintenance: maintenanceShape, credentials: credentialsShape,
+    buffer: bufferShape, shutdown: shutdownShape, maintenance: maintenanceShape, transform: transformShape,
+    credentials: credentialsShape,
   }).map(([path, shape]) => [path, Object.keys(shape)]),
 );
 
@@ -504,6 +512,7 @@ export function toConfig(d: ParsedDocument): Config {
       intervalSeconds: d.maintenance.interval,
       vacuum: d.maintenance.vacuum,
     },
+    transform: compact({ filter: d.transform.filter, columns: { ...d.transform.columns } }),
     credentials: compact({
       kafkaUsername: c.kafka_username,
       kafkaPassword: c.kafka_password,

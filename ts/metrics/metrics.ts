@@ -37,6 +37,7 @@ export class PipelineMetrics {
   /** Compaction and vacuum series. */
   readonly maintenance: MaintenanceMetrics;
   readonly #messagesConsumed: Counter<'topic'>;
+  readonly #messagesFiltered: Counter<'topic'>;
   readonly #bytesConsumed: Counter<'topic'>;
   readonly #recordsWritten: Counter<'table'>;
   readonly #recordsDeduplicated: Counter<'table'>;
@@ -65,6 +66,12 @@ export class PipelineMetrics {
     this.#messagesConsumed = new Counter({
       name: 'kafka_delta_messages_consumed_total',
       help: 'Kafka messages consumed.',
+      labelNames: ['topic'],
+      registers,
+    });
+    this.#messagesFiltered = new Counter({
+      name: 'kafka_delta_messages_filtered_total',
+      help: 'Kafka messages transform.filter dropped (consumed, not written, not dead letters).',
       labelNames: ['topic'],
       registers,
     });
@@ -212,6 +219,13 @@ export class PipelineMetrics {
       const topic = topics[i] ?? `#${i}`;
       this.#messagesConsumed.inc({ topic }, count);
       this.#bytesConsumed.inc({ topic }, tally.bytes[i] ?? 0);
+    });
+  }
+
+  /** Counts the messages `transform.filter` dropped from a staged batch, by topic index. */
+  filtered(topics: readonly string[], counts: readonly number[]): void {
+    counts.forEach((count, i) => {
+      if (count > 0) this.#messagesFiltered.inc({ topic: topics[i] ?? `#${i}` }, count);
     });
   }
 

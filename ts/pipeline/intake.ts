@@ -105,6 +105,7 @@ export class Intake {
   /** A batch is staged: its metrics, its dead letters, and the spill state. */
   #staged(count: number, result: AppendResult): void {
     const o = this.#o;
+    o.metrics.filtered(o.topics, result.filtered);
     o.metrics.staged(result.stagedRows, result.stagedBytes, { rows: result.spilledRows, bytes: result.spilledBytes });
     o.log.debug('batch staged', { messages: count, stagedRows: result.stagedRows, consumed: this.#messages });
     // Dead letters are staged with the rows; the sink gets them at the flush.

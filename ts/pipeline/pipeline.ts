@@ -25,7 +25,7 @@ import { kafkaProperties, txnAppId } from './identity.js';
 import { FlushSchedule, systemClock, type Clock } from './schedule.js';
 import { MaintenanceScheduler } from './maintenance.js';
 import { describeLost, skippedRange, startPositions } from './start-positions.js';
-import { stageOptions, stagingOptions, writeOptions } from './stage-options.js';
+import { headersRead, stageOptions, stagingOptions, writeOptions } from './stage-options.js';
 import { openOrCreateTarget } from './open-table.js';
 import { checkSupported, checkTableFits } from './validate.js';
 
@@ -386,7 +386,7 @@ export class Pipeline {
       topics: this.config.kafka.topics,
       topicIndex: this.#topicIndex,
       // Keys always: a dead letter carries its message's raw key, whichever sink it goes to.
-      pack: { keys: true, headers: this.config.delta.kafkaMetadata.headers !== undefined },
+      pack: { keys: true, headers: headersRead(this.config) },
       metrics: this.metrics,
       log: this.#log,
       deadLetterTally: this.#deadLetterTally,

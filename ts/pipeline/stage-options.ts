@@ -37,7 +37,17 @@ export function stageOptions(config: Config): StageOptions {
     rejectNullKeys: config.dedup.nullKeys === 'dead_letter' ? consolidationKeys(config) : [],
     epochUnit: config.delta.epochUnit,
     dayWindowYears: config.delta.dayWindowYears,
+    transform: {
+      filter: config.transform.filter,
+      columns: Object.entries(config.transform.columns).map(([name, expression]) => ({ name, expression })),
+    },
   };
+}
+
+/** Whether a table column or a `transform` expression reads the messages' headers (packed only then). */
+export function headersRead(config: Config): boolean {
+  const expressions = [config.transform.filter ?? '', ...Object.values(config.transform.columns)];
+  return config.delta.kafkaMetadata.headers !== undefined || expressions.some((e) => /\bkafka_headers\b/i.test(e));
 }
 
 /**

@@ -2,7 +2,7 @@
  * `validate`: checks a configuration against its target table without consuming anything.
  */
 import type { Config, TableSchema } from '../config/index.js';
-import { ConfigError, SchemaMismatchError, TableNotFoundError, type ConfigProblem } from '../errors.js';
+import { ConfigError, InvalidArgumentError, SchemaMismatchError, TableNotFoundError, type ConfigProblem } from '../errors.js';
 import { DeltaTarget, type TableInfo } from '../table.js';
 import { stageOptions } from './stage-options.js';
 
@@ -84,7 +84,14 @@ export function checkTableFits(config: Config, target: DeltaTarget): TableInfo {
   if (problems.length > 0) {
     throw new SchemaMismatchError('SCHEMA_MISMATCH', `the table at ${info.uri} does not fit the configuration:\n  - ${problems.join('\n  - ')}`);
   }
-  // Building a stage resolves the day source and metadata columns against the schema.
-  target.createStage(stageOptions(config));
+  // Building a stage resolves the day source, metadata columns and transform against the schema.
+  try {
+    target.createStage(stageOptions(config));
+  } catch (error) {
+    // The native core names the transform key its expression came from: a configuration problem.
+    const named = error instanceof InvalidArgumentError ? /^(?:invalid argument: )?(transform\.[^:]+): ([\s\S]*)$/.exec(error.message) : null;
+    if (named?.[1] !== undefined) throw new ConfigError([{ key: named[1], message: named[2] ?? '' }]);
+    throw error;
+  }
   return info;
 }
