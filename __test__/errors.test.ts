@@ -32,10 +32,11 @@ test('a native error keeps its code as data and its Rust cause chain', async (t)
   t.is(native.code, 'TABLE_NOT_FOUND', 'the native error carries the code itself');
 });
 
-test('user input is not an InternalError: an unknown column type, a bad delete_when, a foreign segment', async (t) => {
+test('user input is not an InternalError: an unknown column type, a table that exists, a bad delete_when, a foreign segment', async (t) => {
   const dir = tempDir();
   await t.throwsAsync(createTable(join(dir, 'bad'), [{ name: 'x', dataType: 'no_such_type' }], []), { instanceOf: InvalidArgumentError, message: /unknown Delta type/ });
   await createTable(join(dir, 't'), [{ name: 'id', dataType: 'string' }, { name: 'day', dataType: 'date' }], ['day']);
+  await t.throwsAsync(createTable(join(dir, 't'), [{ name: 'id', dataType: 'string' }], []), { instanceOf: InvalidArgumentError, message: /already exists/ });
   const target = await DeltaTarget.open(join(dir, 't'));
   t.throws(() => target.checkDeleteWhen('no_such_column = 1'), { instanceOf: InvalidArgumentError });
   const foreign = Object.create(StagedSegment.prototype) as StagedSegment;

@@ -102,11 +102,19 @@ pub fn create_table<'env>(
                 ))
             })
             .collect::<CoreResult<Vec<_>>>()?;
+        let storage_options = storage_options.unwrap_or_default();
+        // A table there already is the caller's mistake, not an internal failure (delta-rs only
+        // says so in a generic error).
+        if crate::target::has_table(&uri, storage_options.clone()).await? {
+            return Err(CoreError::InvalidArgument(format!(
+                "a Delta table already exists at {uri}"
+            )));
+        }
         let table = create_with_fields(
             &uri,
             fields,
             &partition_columns,
-            storage_options.unwrap_or_default(),
+            storage_options,
             properties.unwrap_or_default(),
         )
         .await?;
