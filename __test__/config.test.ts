@@ -107,6 +107,24 @@ test('defaults fill a minimal document', (t) => {
   t.is(ok(doc({ credentials: { security_protocol: 'sasl_plaintext', sasl_mechanism: 'scram-sha-512' } })).credentials.securityProtocol, 'SASL_PLAINTEXT');
 });
 
+test('kafka.topic_pattern: anchored, alone or beside topics; refused when not a usable pattern', (t) => {
+  const pattern = (topic_pattern: string, extra: Record<string, Record<string, unknown>> = {}) =>
+    doc({ ...extra, kafka: { topic: undefined, topic_pattern, ...extra.kafka } });
+  const alone = ok(pattern('orders-.*'));
+  t.deepEqual([alone.kafka.topics, alone.kafka.topicPattern], [[], '^orders-.*']);
+  t.is(kafkaProperties(alone)['topic.metadata.refresh.interval.ms'], '30000', 'new topics found within 30 s by default');
+  const both = ok(doc({ kafka: { topic_pattern: '^orders-.*', properties: { 'topic.metadata.refresh.interval.ms': '1000' } } }));
+  t.deepEqual([both.kafka.topics, both.kafka.topicPattern], [['events'], '^orders-.*']);
+  t.is(kafkaProperties(both)['topic.metadata.refresh.interval.ms'], '1000');
+  t.is(kafkaProperties(ok(doc()))['topic.metadata.refresh.interval.ms'], undefined);
+  t.regex(problem(fails(t, pattern('orders-(')), 'kafka.topic_pattern'), /not a regular expression/);
+  t.regex(problem(fails(t, pattern('orders-.*?')), 'kafka.topic_pattern'), /lazy quantifier/);
+  t.regex(problem(fails(t, pattern('(?!x)orders')), 'kafka.topic_pattern'), /look-around/);
+  const dead = fails(t, pattern('orders-.*', { dead_letter: { kind: 'kafka', topic: 'orders-dead' } }));
+  t.regex(problem(dead, 'dead_letter.topic'), /must not match kafka.topic_pattern/);
+  t.regex(problem(fails(t, doc({ kafka: { topic: undefined } })), 'kafka.topic'), /kafka.topic_pattern/);
+});
+
 test('mode UPSERT names delta.mode, the value and the allowed values', (t) => {
   const err = fails(t, doc({ delta: { mode: 'UPSERT' } }));
   t.is(err.problems.length, 1);

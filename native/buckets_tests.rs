@@ -135,7 +135,7 @@ fn spill_file(
 ) -> PartFile {
     let keys: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
     let mut staging =
-        Staging::open(dir, "test".into(), vec!["t".into()], budget, keys).expect("staging");
+        Staging::open(dir, "test".into(), vec!["t".into()], false, budget, keys).expect("staging");
     let generation = staging
         .spill(vec![(20_000, batches)], Vec::new(), Vec::new())
         .expect("spill");

@@ -30,6 +30,7 @@ mod schema_change;
 mod segment;
 mod spill;
 mod spill_files;
+mod spill_manifest;
 mod spill_read;
 mod stage;
 mod stage_work;

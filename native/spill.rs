@@ -14,7 +14,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufWriter, Write};
+use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
 use deltalake::arrow::array::RecordBatch;
@@ -28,13 +28,13 @@ use crate::error::{CoreError, CoreResult};
 use crate::positions::{Coverage, PartitionKey, PartitionRange};
 pub use crate::spill_files::read_batches;
 use crate::spill_files::{
-    checksum, create_private, create_private_dir, is_plain_file_name, remove_files_except,
-    remove_if_present, staging_error, sync_dir, Checksummed, RunWriter,
+    checksum, create_private, create_private_dir, remove_files_except, remove_if_present,
+    staging_error, sync_dir, Checksummed, RunWriter,
 };
+pub(crate) use crate::spill_manifest::MANIFEST;
+use crate::spill_manifest::{Manifest, FORMAT};
 
-const MANIFEST: &str = "manifest.json";
 const LOCK: &str = "LOCK";
-const FORMAT: u32 = 1;
 
 /// One spilled file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -75,24 +75,6 @@ impl Generation {
     }
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-struct Manifest {
-    format: u32,
-    /// Which pipeline wrote it (consumer group and table); another one's staging is not used.
-    identity: String,
-    topics: Vec<String>,
-    generations: Vec<Generation>,
-}
-
-impl Manifest {
-    /// The file names it lists.
-    fn names(&self) -> impl Iterator<Item = &str> {
-        self.generations
-            .iter()
-            .flat_map(|g| g.files.iter().map(|f| f.name.as_str()))
-    }
-}
-
 /// What a stage spills into: a directory owned by one process at a time.
 pub struct Staging {
     pub dir: PathBuf,
@@ -100,6 +82,8 @@ pub struct Staging {
     /// With a consolidation key, day files are written in buckets of it.
     pub bucketing: Option<Bucketing>,
     identity: String,
+    /// The topics the rows' topic indexes refer to, append-only. When it grows while running
+    /// (a pattern subscription), the manifest's list found at open is its beginning.
     topics: Vec<String>,
     generations: Vec<Generation>,
     /// What the manifest held at open, until `recover` has sorted it.
@@ -127,6 +111,7 @@ impl Staging {
         dir: &Path,
         identity: String,
         topics: Vec<String>,
+        topics_grow: bool,
         max_memory_bytes: usize,
         bucket_keys: Vec<String>,
     ) -> CoreResult<Self> {
@@ -156,10 +141,32 @@ impl Staging {
             next_id: 1,
             _lock: lock,
         };
-        staging.found = staging
-            .read_manifest()?
-            .map_or_else(Vec::new, |m| m.generations);
+        if let Some(manifest) =
+            Manifest::read(dir, &staging.identity, &staging.topics, topics_grow)?
+        {
+            if topics_grow {
+                // The staged rows index the manifest's list: it stays the list's beginning.
+                let configured = std::mem::replace(&mut staging.topics, manifest.topics);
+                staging.add_topics(&configured);
+            }
+            staging.found = manifest.generations;
+        }
         Ok(staging)
+    }
+
+    /// The topics the staged rows' topic indexes refer to.
+    pub fn topics(&self) -> &[String] {
+        &self.topics
+    }
+
+    /// Appends the topics not listed yet (a pattern subscription found them); the next manifest
+    /// lists them.
+    pub fn add_topics(&mut self, names: &[String]) {
+        for name in names {
+            if !self.topics.contains(name) {
+                self.topics.push(name.clone());
+            }
+        }
     }
 
     /// Topic-partitions the manifest holds data for, to look up what the table recorded.
@@ -173,41 +180,6 @@ impl Staging {
             .collect();
         keys.sort_unstable();
         keys
-    }
-
-    fn read_manifest(&self) -> CoreResult<Option<Manifest>> {
-        let path = self.dir.join(MANIFEST);
-        let text = match fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(staging_error(&path, "cannot read", e)),
-        };
-        match serde_json::from_str::<Manifest>(&text) {
-            Ok(m) if m.names().any(|name| !is_plain_file_name(name)) => {
-                tracing::warn!(
-                    dir = %self.dir.display(),
-                    "staging manifest names a file outside the staging directory; not used"
-                );
-                Ok(None)
-            }
-            Ok(m)
-                if m.format == FORMAT && m.identity == self.identity && m.topics == self.topics =>
-            {
-                Ok(Some(m))
-            }
-            Ok(m) => {
-                tracing::warn!(
-                    dir = %self.dir.display(),
-                    identity = %m.identity,
-                    "staging was written for another table, group or topic list; not used"
-                );
-                Ok(None)
-            }
-            Err(e) => {
-                tracing::warn!(dir = %self.dir.display(), error = %e, "staging manifest unreadable; not used");
-                Ok(None)
-            }
-        }
     }
 
     /// Loads the generations that continue the table's recorded positions; removes the rest.
@@ -514,23 +486,13 @@ impl Staging {
     }
 
     fn write_manifest(&self) -> CoreResult<()> {
-        let manifest = Manifest {
+        Manifest {
             format: FORMAT,
             identity: self.identity.clone(),
             topics: self.topics.clone(),
             generations: self.generations.clone(),
-        };
-        let text = serde_json::to_vec_pretty(&manifest)
-            .map_err(|e| CoreError::Internal(format!("staging manifest: {e}")))?;
-        let path = self.dir.join(MANIFEST);
-        let temp = self.dir.join(format!("{MANIFEST}.tmp"));
-        let mut file = create_private(&temp)?;
-        file.write_all(&text)
-            .and_then(|()| file.sync_all())
-            .map_err(|e| staging_error(&temp, "cannot write", e))?;
-        drop(file);
-        fs::rename(&temp, &path).map_err(|e| staging_error(&path, "cannot replace", e))?;
-        sync_dir(&self.dir)
+        }
+        .write(&self.dir)
     }
 
     /// Removes files no generation names (left by a crash mid-spill or mid-release).

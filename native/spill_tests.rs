@@ -22,11 +22,23 @@ fn range(previous: Option<i64>, last: i64) -> PartitionRange {
     }
 }
 
+/// A staging directory of one fixed topic with a 1 MiB budget.
+fn open_one_topic(dir: &Path) -> CoreResult<Staging> {
+    Staging::open(
+        dir,
+        "test".into(),
+        vec!["t".into()],
+        false,
+        1 << 20,
+        Vec::new(),
+    )
+}
+
 #[test]
 fn a_flush_spilling_its_memory_rows_lists_them_before_what_the_stage_spilled_since() {
     let dir = std::env::temp_dir().join(format!("kdr-spill-order-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let open = || Staging::open(&dir, "test".into(), vec!["t".into()], 1 << 20, Vec::new());
+    let open = || open_one_topic(&dir);
     let mut staging = open().expect("staging");
     // The flushing segment spilled offsets 0..=9, kept 10..=19 in memory; the stage has since
     // spilled 20..=29. The flush spills its memory rows right after its own generation.
@@ -70,7 +82,7 @@ fn staging_files_are_private_and_a_manifest_cannot_name_a_file_outside_the_direc
     let root = std::env::temp_dir().join(format!("kdr-spill-private-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
     let dir = root.join("staging");
-    let open = || Staging::open(&dir, "test".into(), vec!["t".into()], 1 << 20, Vec::new());
+    let open = || open_one_topic(&dir);
     let mut staging = open().expect("staging");
     let generation = staging
         .spill(vec![(1, vec![rows(10)])], Vec::new(), vec![range(None, 9)])
@@ -99,4 +111,42 @@ fn staging_files_are_private_and_a_manifest_cannot_name_a_file_outside_the_direc
     assert!(recovered.generations.is_empty());
     assert_eq!(std::fs::read(&outside).expect("still there"), b"keep");
     let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn a_growing_topic_list_starts_with_the_manifests_and_a_fixed_one_must_equal_it() {
+    let dir = std::env::temp_dir().join(format!("kdr-spill-topics-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let open = |topics: &[&str], grow: bool| {
+        let topics = topics.iter().map(|t| t.to_string()).collect();
+        Staging::open(&dir, "test".into(), topics, grow, 1 << 20, Vec::new()).expect("staging")
+    };
+    let mut staging = open(&["orders-a"], true);
+    staging.add_topics(&["orders-b".to_string(), "orders-a".to_string()]);
+    assert_eq!(staging.topics(), ["orders-a", "orders-b"]);
+    // A generation of the second topic (index 1): the manifest written with it names both.
+    let of_b = PartitionRange {
+        topic: 1,
+        ..range(None, 9)
+    };
+    staging
+        .spill(vec![(1, vec![rows(10)])], Vec::new(), vec![of_b])
+        .expect("spill");
+    drop(staging);
+
+    // Restarted with the pattern matching another topic first: the staged rows' list stays
+    // the beginning, so index 1 still means orders-b.
+    let mut grown = open(&["orders-c", "orders-b"], true);
+    assert_eq!(grown.topics(), ["orders-a", "orders-b", "orders-c"]);
+    let recovered = grown.recover(&HashMap::new()).expect("recover");
+    assert_eq!(recovered.generations.len(), 1, "{:?}", recovered.reasons);
+    assert_eq!(recovered.generations[0].ranges[0].topic, 1);
+    drop(grown);
+
+    // A fixed list that differs does not use the staging (its indexes would mean other topics).
+    let mut fixed = open(&["orders-b"], false);
+    assert_eq!(fixed.topics(), ["orders-b"]);
+    let recovered = fixed.recover(&HashMap::new()).expect("recover");
+    assert!(recovered.generations.is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
 }

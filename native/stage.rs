@@ -12,7 +12,7 @@ use napi::Env;
 use napi_derive::napi;
 
 use crate::decode::DecodeSpec;
-use crate::error::{lock, off_thread, CoreResult};
+use crate::error::{lock, off_thread, CoreError, CoreResult};
 use crate::js_error::{spawn, OrThrow};
 use crate::positions::{Ownership, PartitionKey, PartitionPosition, PartitionStartPosition};
 use crate::schema_change::added_columns;
@@ -172,6 +172,37 @@ impl Stage {
         Ok(spec.options.add_columns)
     }
 
+    fn extend_topics(&self, names: &[String]) -> CoreResult<Vec<String>> {
+        let mut spec = lock(&self.spec)?;
+        let mut options = spec.options.clone();
+        for name in names {
+            if !options.topics.contains(name) {
+                options.topics.push(name.clone());
+            }
+        }
+        if options.topics.len() == spec.options.topics.len() {
+            return Ok(options.topics);
+        }
+        if options.topics.len() > usize::from(u16::MAX) + 1 {
+            return Err(CoreError::InvalidArgument(format!(
+                "a stage consumes at most {} topics",
+                usize::from(u16::MAX) + 1
+            )));
+        }
+        // Decoding first: a batch of a new topic is appended only after this returns, and the
+        // manifest written with its rows must name it.
+        let next = DecodeSpec::evolved(
+            spec.table_schema.clone(),
+            spec.committed.clone(),
+            options.clone(),
+        )?;
+        *spec = Arc::new(next);
+        if let Some(staging) = self.staging()? {
+            lock(&staging)?.add_topics(&options.topics);
+        }
+        Ok(options.topics)
+    }
+
     fn staging(&self) -> CoreResult<Option<Arc<Mutex<Staging>>>> {
         Ok(lock(&self.state)?.staging.clone())
     }
@@ -292,6 +323,20 @@ impl Stage {
             .collect();
         let state = self.state.clone();
         spawn(env, off_thread(move || forget_blocking(&state, &lost)))
+    }
+
+    /// The topics messages refer to by index (`MessageBatch.topicIndexes`): the configured
+    /// ones, or with `topicsGrow` those the staging directory's rows refer to, then the rest.
+    #[napi(getter, catch_unwind)]
+    pub fn topics(&self, env: &Env) -> napi::Result<Vec<String>> {
+        Ok(lock(&self.spec).or_throw(env)?.options.topics.clone())
+    }
+
+    /// Appends topics a pattern subscription found (the ones listed already are ignored);
+    /// returns the whole list, whose indexes stay as they were.
+    #[napi(catch_unwind)]
+    pub fn add_topics(&self, env: &Env, names: Vec<String>) -> napi::Result<Vec<String>> {
+        self.extend_topics(&names).or_throw(env)
     }
 
     /// Rows staged now, in memory and spilled to disk.

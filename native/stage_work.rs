@@ -152,7 +152,8 @@ fn evolve_stage(
         next
     } else {
         let both = crate::evolve::union(&spec.table_schema, &next.table_schema);
-        DecodeSpec::evolved(Arc::new(both), spec.committed.clone(), next.options.clone())?
+        // The current spec's options: topics may have been added since the batch began.
+        DecodeSpec::evolved(Arc::new(both), spec.committed.clone(), spec.options.clone())?
     };
     for path in crate::evolve::added_paths(spec.table_schema.fields(), next.table_schema.fields()) {
         tracing::info!(column = %path, "a new field is staged as a column");

@@ -63,6 +63,9 @@ pub struct StageOptions {
     pub add_columns: Option<bool>,
     /// The topics consumed; messages refer to them by index.
     pub topics: Vec<String>,
+    /// The list grows while running (`Stage.addTopics`, a pattern subscription): a staging
+    /// manifest's list is then adopted as its beginning (see `Stage.topics`); default false.
+    pub topics_grow: Option<bool>,
     pub kafka_metadata: Option<KafkaMetadataColumns>,
     /// Columns (dedup keys) whose null or missing value sends a message to the dead letters.
     pub reject_null_keys: Option<Vec<String>>,

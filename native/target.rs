@@ -211,6 +211,23 @@ impl Target {
                 CoreError::InvalidArgument("daySource 'field' needs dayField".into())
             })?),
         };
+        let topics_grow = options.topics_grow.unwrap_or(false);
+        let staging = match options.staging {
+            Some(o) => Some(Staging::open(
+                std::path::Path::new(&o.dir),
+                o.identity,
+                options.topics.clone(),
+                topics_grow,
+                o.max_memory_bytes.max(0.0) as usize,
+                o.bucket_keys.unwrap_or_default(),
+            )?),
+            None => None,
+        };
+        // A growing list starts with what the staged rows refer to (the manifest's list).
+        let topics = match &staging {
+            Some(s) => s.topics().to_vec(),
+            None => options.topics,
+        };
         let spec = DecodeSpec::new(
             schema,
             DecodeOptions {
@@ -220,7 +237,7 @@ impl Target {
                     .map_err(CoreError::InvalidArgument)?,
                 reject_unknown_fields: options.reject_unknown_fields,
                 metadata: options.kafka_metadata.unwrap_or_default(),
-                topics: options.topics,
+                topics,
                 reject_null_keys: options.reject_null_keys.unwrap_or_default(),
                 epoch_unit: options.epoch_unit.unwrap_or_default(),
                 day_window_years: options.day_window_years.unwrap_or(DEFAULT_DAY_WINDOW_YEARS),
@@ -228,16 +245,6 @@ impl Target {
                 transform: options.transform.unwrap_or_default(),
             },
         )?;
-        let staging = match options.staging {
-            Some(o) => Some(Staging::open(
-                std::path::Path::new(&o.dir),
-                o.identity,
-                spec.options.topics.clone(),
-                o.max_memory_bytes.max(0.0) as usize,
-                o.bucket_keys.unwrap_or_default(),
-            )?),
-            None => None,
-        };
         Ok(Stage::new(spec, staging))
     }
 }

@@ -23,6 +23,7 @@ import {
 } from './errors.js';
 import { createLogger, type Logger } from './log.js';
 import { LogFile } from './log-file.js';
+import { subscription } from './kafka/topic-pattern.js';
 import { maskingLogger, maskSecrets } from './masking.js';
 import { startMetricsServer, type MetricsServer } from './metrics/server.js';
 import { nativeVersions } from './native.js';
@@ -107,7 +108,7 @@ async function validate(configPath: string, overrides: Record<string, unknown>):
       for (const c of columns) out.write(`  ${c.name} ${c.dataType}${c.nullable ? '' : ' not null'}\n`);
       for (const [k, v] of Object.entries(properties)) out.write(`  property ${k} = ${v}\n`);
     }
-    out.write(`topics: ${config.kafka.topics.join(', ')} (group ${config.kafka.groupId})\n`);
+    out.write(`topics: ${subscription(config.kafka).join(', ')} (group ${config.kafka.groupId})\n`);
     out.write(`dead letters: ${result.deadLetterSink}\n`);
     return EXIT.ok;
   } catch (error) {

@@ -119,6 +119,22 @@ export class Stage {
     return native(this.#native.forgetPartitions([...lost]));
   }
 
+  /**
+   * The topics messages refer to by index (`MessageBatch.topicIndexes`): the configured ones,
+   * or with `topicsGrow` those the staging directory's rows refer to first.
+   */
+  get topics(): string[] {
+    return nativeSync(() => this.#native.topics);
+  }
+
+  /**
+   * Appends topics a pattern subscription found (those listed already are ignored) and returns
+   * the whole list; indexes never change. Call before staging a message of them.
+   */
+  addTopics(names: readonly string[]): string[] {
+    return nativeSync(() => this.#native.addTopics([...names]));
+  }
+
   /** Rows staged now, in memory and spilled to disk. */
   get stagedRows(): number {
     return nativeSync(() => this.#native.stagedRows);

@@ -68,8 +68,17 @@ export type DeltaCredentialsProvider = 'local' | 'aws' | 'gcp' | 'azure';
 export interface KafkaConfig {
   /** Bootstrap brokers, comma-separated (`host:port,host:port`), from `kafka.broker`/`kafka.brokers`. */
   brokers: string;
-  /** Topics to consume (never empty, no duplicates), from `kafka.topic` and/or `kafka.topics`. */
+  /**
+   * Topics to consume (no duplicates), from `kafka.topic` and/or `kafka.topics`; empty only when
+   * `topicPattern` is set.
+   */
   topics: string[];
+  /**
+   * `kafka.topic_pattern`: a regular expression (POSIX extended, anchored at the start with `^`);
+   * every topic it matches is consumed too, those created while running included (found at
+   * librdkafka's metadata refresh, `topic.metadata.refresh.interval.ms`).
+   */
+  topicPattern?: string;
   /** Consumer group id (`kafka.group_id`). */
   groupId: string;
   /** Maximum number of records taken from the consumer per poll, 1..100000. Default 5000. */

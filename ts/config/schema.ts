@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import type { ConfigProblem } from '../errors.js';
+import { anchoredTopicPattern, topicPatternProblem, topicPatternRegExp } from '../kafka/topic-pattern.js';
 import { scheduleProblem } from '../pipeline/schedule.js';
 import { DEFAULT_STORAGE_RETRY } from '../storage-retry.js';
 import { tableSchemaShape, toTableSchema } from './table-schema.js';
@@ -159,6 +160,7 @@ const kafkaShape = {
   brokers: brokerList.optional(),
   topic: topicName.optional(),
   topics: z.array(topicName, { error: 'a list of topic names' }).optional(),
+  topic_pattern: nonEmpty('a regular expression over topic names').optional(),
   group_id: nonEmpty('a consumer group id'),
   max_poll_records: int(1, 100_000, 'an integer from 1 to 100000').default(5000),
   start_from: choice(START_FROM, lower).default('earliest'),
@@ -335,9 +337,12 @@ export function crossProblems(input: unknown): ConfigProblem[] {
   if (raw('kafka.broker') !== undefined && raw('kafka.brokers') !== undefined) add('kafka.brokers', 'set either kafka.broker or kafka.brokers, not both');
   const topic = leaf(input, 'kafka.topic', topicName);
   const topics = leaf(input, 'kafka.topics', z.array(topicName));
-  if (topic === undefined && (topics === undefined || (topics !== INVALID && topics.length === 0))) {
-    add('kafka.topic', 'is required (set kafka.topic to a topic name, or kafka.topics to a list of at least one topic)');
+  const pattern = leaf(input, 'kafka.topic_pattern', kafkaShape.topic_pattern);
+  if (topic === undefined && pattern === undefined && (topics === undefined || (topics !== INVALID && topics.length === 0))) {
+    add('kafka.topic', 'is required (set kafka.topic to a topic name, kafka.topics to a list of at least one topic, or kafka.topic_pattern)');
   }
+  const patternProblem = typeof pattern === 'string' ? topicPatternProblem(pattern) : undefined;
+  if (patternProblem) add('kafka.topic_pattern', patternProblem);
   const props = raw('kafka.properties');
   for (const [prop, instead] of Object.entries(RESERVED_PROPERTIES)) {
     if (isPlainObject(props) && prop in props) add(`kafka.properties.${prop}`, `is set by kafka-delta-rust and cannot be overridden: ${instead}`);
@@ -389,6 +394,9 @@ export function crossProblems(input: unknown): ConfigProblem[] {
     if (dlTopic === undefined) add('dead_letter.topic', 'is required when dead_letter.kind is kafka');
     const consumed = [topic, ...(Array.isArray(topics) ? topics : [])];
     if (typeof dlTopic === 'string' && consumed.includes(dlTopic)) add('dead_letter.topic', 'must not be one of the consumed topics');
+    if (typeof dlTopic === 'string' && typeof pattern === 'string' && !patternProblem && topicPatternRegExp(pattern).test(dlTopic)) {
+      add('dead_letter.topic', 'must not match kafka.topic_pattern (its dead letters would be consumed again)');
+    }
     if (raw('dead_letter.table_path') !== undefined) add('dead_letter.table_path', 'is only allowed when dead_letter.kind is delta');
   } else if (dlKind === 'delta') {
     if (raw('dead_letter.topic') !== undefined) add('dead_letter.topic', 'is only allowed when dead_letter.kind is kafka');
@@ -461,6 +469,7 @@ export function toConfig(d: ParsedDocument): Config {
     kafka: {
       brokers: [...new Set([...(k.broker ?? []), ...(k.brokers ?? [])])].join(','),
       topics: [...new Set([...(k.topic === undefined ? [] : [k.topic]), ...(k.topics ?? [])])],
+      ...(k.topic_pattern === undefined ? {} : { topicPattern: anchoredTopicPattern(k.topic_pattern) }),
       groupId: k.group_id,
       maxPollRecords: k.max_poll_records,
       startFrom: k.start_from,

@@ -402,6 +402,16 @@ export class KafkaSource {
     });
   }
 
+  /** The names of every topic in the cluster, from its metadata. */
+  topicNames(timeoutMs = 10_000): Promise<string[]> {
+    return new Promise((resolve, reject) => {
+      this.#consumer.getMetadata({ allTopics: true, timeout: timeoutMs }, (err, metadata) => {
+        if (err) reject(new KafkaError('KAFKA_METADATA', `cannot read the topics of the cluster: ${err.message}`, { cause: err }));
+        else resolve(metadata.topics.map((t) => t.name));
+      });
+    });
+  }
+
   /** The low and high watermarks of a partition. */
   watermarks(p: PartitionRef, timeoutMs = 10_000): Promise<{ low: number; high: number }> {
     return new Promise((resolve, reject) => {

@@ -32,9 +32,14 @@ const AUTO_OFFSET_RESET = { fail: 'error', earliest: 'earliest', latest: 'latest
  * reading are librdkafka's to find: `error` makes it report them instead of jumping; a producer
  * ignores the property). A protocol or mechanism set in `kafka.properties` wins.
  */
+/** How often, with `kafka.topic_pattern`, the cluster's topics are listed again (overridable). */
+export const PATTERN_REFRESH_MS = '30000';
+
 export function kafkaProperties(config: Config): Record<string, string> {
   const props: Record<string, string> = {
     ...fetchQueueDefaults(config.buffer.maxMemoryBytes),
+    // A pattern finds new topics at a metadata refresh: every 30 s rather than librdkafka's 5 min.
+    ...(config.kafka.topicPattern === undefined ? {} : { 'topic.metadata.refresh.interval.ms': PATTERN_REFRESH_MS }),
     ...config.kafka.properties,
     'auto.offset.reset': AUTO_OFFSET_RESET[config.kafka.onPositionLost],
   };

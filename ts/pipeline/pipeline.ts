@@ -28,6 +28,8 @@ import { describeLost, skippedRange, startPositions } from './start-positions.js
 import { headersRead, stageOptions, stagingOptions, writeOptions } from './stage-options.js';
 import { openOrCreateTarget } from './open-table.js';
 import { checkSupported, checkTableFits } from './validate.js';
+import { TopicList } from './topics.js';
+import { subscription, topicsMatching } from '../kafka/topic-pattern.js';
 
 export type { FlushSummary };
 
@@ -84,7 +86,8 @@ export class Pipeline {
   readonly #events = new EventEmitter();
   readonly #deadLetterTally = new DeadLetterTally();
   readonly #untilCaughtUp: boolean;
-  readonly #topicIndex: Map<string, number>;
+  /** The stage's topic list (grows with `kafka.topic_pattern`). */
+  readonly #topics: TopicList;
   readonly #schedule: FlushSchedule;
   readonly #stopGraceMs: number;
   readonly #clock: Clock;
@@ -114,7 +117,7 @@ export class Pipeline {
     this.#log = maskingLogger(options.logger ?? silentLogger, secretValues(config));
     this.#untilCaughtUp = options.untilCaughtUp ?? false;
     this.metrics = options.metrics ?? new PipelineMetrics();
-    this.#topicIndex = new Map(config.kafka.topics.map((t, i) => [t, i]));
+    this.#topics = new TopicList(config.kafka.topicPattern !== undefined);
     this.#clock = options.clock ?? systemClock;
     this.#schedule = FlushSchedule.fromConfig(config.batch, this.#clock);
     this.#stopGraceMs = (options.stopGraceSeconds ?? config.shutdown.gracePeriodSeconds) * 1000;
@@ -150,6 +153,7 @@ export class Pipeline {
     this.#target = target;
     this.metrics.tableVersion(target.uri, target.info().version);
     this.#stage = target.createStage({ ...stageOptions(config), staging: stagingOptions(config, target.uri) });
+    this.#topics.follow(this.#stage.topics);
     await this.#recoverStaging(this.#stage);
     const deadLetters = await openDeadLetterSink(config, this.#log);
     this.#deadLetters = deadLetters;
@@ -160,7 +164,7 @@ export class Pipeline {
       target,
       deadLetters,
       stage: this.#stage,
-      topics: config.kafka.topics,
+      topics: this.#topics.names,
       appId: (topic, partition) => txnAppId(config.kafka.groupId, topic, partition),
       maxAttempts: config.concurrency.retryAttempts + 1,
       write: writeOptions(config),
@@ -174,7 +178,7 @@ export class Pipeline {
       {
         brokers: config.kafka.brokers,
         groupId: config.kafka.groupId,
-        topics: config.kafka.topics,
+        topics: subscription(config.kafka),
         maxPollRecords: config.kafka.maxPollRecords,
         consumeTimeoutMs: config.kafka.consumeTimeoutMs,
         properties: kafkaProperties(config),
@@ -192,12 +196,12 @@ export class Pipeline {
     await this.#source.connect();
     if (this.#untilCaughtUp) {
       this.#caughtUp = new CaughtUpTracker((parts) => this.#recordedPositions(parts));
-      await this.#caughtUp.init(this.#source, config.kafka.topics, config.kafka.startFrom);
+      await this.#caughtUp.init(this.#source, await this.#subscribedTopics(this.#source), config.kafka.startFrom);
       this.#source.onPartitionEof((p) => this.#caughtUp?.reachedEnd(p));
     }
     this.#log.info('pipeline started', {
       table: target.uri,
-      topics: config.kafka.topics.join(','),
+      topics: subscription(config.kafka).join(','),
       group: config.kafka.groupId,
       mode: config.delta.mode,
       flush: this.#schedule.describe(),
@@ -241,6 +245,8 @@ export class Pipeline {
     // staged once this one is set), then a flush in flight, which may move these positions.
     await this.#intake?.settle().catch(() => {});
     await this.#flusher?.settle();
+    const found = this.#stage ? this.#topics.admit(this.#stage, parts.map((p) => p.topic)) : [];
+    if (found.length > 0) this.#log.info('kafka.topic_pattern matched new topics', { topics: found.join(',') });
     const recorded = await this.#recordedPositions(parts);
     const { kafka } = this.config;
     const { starts, moved } = await startPositions(
@@ -285,7 +291,7 @@ export class Pipeline {
     const replaces = new Map(moved.filter((m) => m.recreated).map((m) => [partitionKey(m.topic, m.partition), m.next - 1]));
     this.#stage?.assigned(
       starts.map((s) => ({
-        topicIndex: this.#topicIndex.get(s.topic) ?? 0,
+        topicIndex: this.#topics.indexOf(s.topic),
         partition: s.partition,
         nextOffset: s.offset >= 0 ? s.offset : undefined,
         continuesAfter: continues.get(partitionKey(s.topic, s.partition)),
@@ -299,7 +305,7 @@ export class Pipeline {
   /** Stages again what a previous run spilled and did not commit. */
   async #recoverStaging(stage: Stage): Promise<StagingRecovery> {
     const parts = stage.stagingPartitions();
-    const topicOf = (i: number) => this.config.kafka.topics[i] ?? `#${i}`;
+    const topicOf = (i: number) => this.#topics.nameAt(i);
     const recorded = await this.#recordedPositions(parts.map((p) => ({ topic: topicOf(p.topicIndex), partition: p.partition })));
     const recovery = await stage.recover(
       parts.map((p) => ({ ...p, lastOffset: recorded.get(partitionKey(topicOf(p.topicIndex), p.partition)) ?? -1 })),
@@ -318,6 +324,13 @@ export class Pipeline {
     for (const reason of recovery.reasons) this.#log.warn('staged data dropped; its range is read again from Kafka', { reason });
     this.metrics.staged(stage.stagedRows, 0, { rows: stage.spilledRows, bytes: stage.spilledBytes });
     return recovery;
+  }
+
+  /** The configured topics and, with `kafka.topic_pattern`, those it matches in the cluster now. */
+  async #subscribedTopics(source: KafkaSource): Promise<string[]> {
+    const { topics, topicPattern } = this.config.kafka;
+    if (topicPattern === undefined) return topics;
+    return [...new Set([...topics, ...topicsMatching(topicPattern, await source.topicNames())])];
   }
 
   /** The last offsets the table records for these partitions, by partition key. */
@@ -350,7 +363,7 @@ export class Pipeline {
       for (const p of parts) this.#recovered.delete(partitionKey(p.topic, p.partition));
       return;
     }
-    const lost = parts.map((p) => ({ topicIndex: this.#topicIndex.get(p.topic) ?? 0, partition: p.partition, lastOffset: -1 }));
+    const lost = parts.map((p) => ({ topicIndex: this.#topics.indexOf(p.topic), partition: p.partition, lastOffset: -1 }));
     // The batch being staged belongs in this flush (or, landing after it, would be dropped):
     // let it land first. A staging failure stops the loop, which reports it.
     await this.#intake?.settle().catch(() => {});
@@ -383,8 +396,8 @@ export class Pipeline {
     });
     const intake = new Intake({
       stage,
-      topics: this.config.kafka.topics,
-      topicIndex: this.#topicIndex,
+      topics: this.#topics.names,
+      topicIndex: this.#topics.index,
       // Keys always: a dead letter carries its message's raw key, whichever sink it goes to.
       pack: { keys: true, headers: headersRead(this.config) },
       metrics: this.metrics,

@@ -33,6 +33,7 @@ export function stageOptions(config: Config): StageOptions {
     rejectUnknownFields: config.delta.unknownFields === 'reject',
     addColumns: config.delta.schemaEvolution === 'add_columns',
     topics: [...config.kafka.topics],
+    topicsGrow: config.kafka.topicPattern !== undefined,
     kafkaMetadata: { topic, partition, offset, timestamp, key, headers },
     rejectNullKeys: config.dedup.nullKeys === 'dead_letter' ? consolidationKeys(config) : [],
     epochUnit: config.delta.epochUnit,

@@ -1,0 +1,139 @@
+/**
+ * `kafka.topic_pattern` against the real broker: a topic created while the pipeline runs is
+ * picked up at the next metadata refresh and written exactly once beside the first; rows staged
+ * for pattern-found topics survive a restart in which the pattern also matches a new topic (the
+ * staging's topic list keeps its indexes). Tables are read back by Python deltalake.
+ */
+import test from 'ava';
+import { join } from 'node:path';
+import { Pipeline, parseConfig } from '../ts/index.js';
+import { txnAppId } from '../ts/pipeline/identity.js';
+import { createTopic, produceMessages, type OutgoingMessage } from '../ts/tools/kafka-admin.js';
+import { runCli, startCli } from './helpers/cli.js';
+import { EVENT_COLUMNS, createTableWithPython, readTable, txnVersions } from './helpers/delta.js';
+import { BROKERS, tempDir, testConfig, uniqueName, writeConfig } from './helpers/env.js';
+
+const DAY = '2026-11-30';
+
+function events(topic: string, count: number): OutgoingMessage[] {
+  return Array.from({ length: count }, (_, seq) => ({
+    key: `k${seq}`,
+    partition: seq % 2,
+    value: JSON.stringify({ id: `${topic}-${seq}`, seq, amount: seq / 4, note: 'n', date_col: DAY }),
+  }));
+}
+
+function ids(topic: string, count: number): string[] {
+  return Array.from({ length: count }, (_, seq) => `${topic}-${seq}`);
+}
+
+/** The txn version the table records per partition of each topic (2 partitions each). */
+function recorded(table: string, group: string, topics: readonly string[]): Record<string, number | null> {
+  const appIds = topics.flatMap((topic) => [0, 1].map((p) => txnAppId(group, topic, p)));
+  return txnVersions(table, appIds);
+}
+
+function expectedVersions(group: string, counts: ReadonlyArray<[string, number]>): Record<string, number> {
+  // `events` alternates partitions: of n messages, partition 0 holds ceil(n/2), partition 1 floor(n/2).
+  return Object.fromEntries(
+    counts.flatMap(([topic, n]) => [
+      [txnAppId(group, topic, 0), Math.ceil(n / 2) - 1],
+      [txnAppId(group, topic, 1), Math.floor(n / 2) - 1],
+    ]),
+  );
+}
+
+async function until(what: string, check: () => boolean, timeoutMs = 90_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+test('[integration] a topic created while running that matches kafka.topic_pattern is consumed too, exactly once', async (t) => {
+  const base = uniqueName('kdr_pat');
+  const [first, later, other] = [`${base}_orders`, `${base}_refunds`, `${uniqueName('kdr_nopat')}_orders`];
+  await createTopic(BROKERS, first, 2);
+  await createTopic(BROKERS, other, 2);
+  await produceMessages(BROKERS, first, events(first, 40));
+  await produceMessages(BROKERS, other, events(other, 10));
+  const table = join(tempDir(), 'events');
+  createTableWithPython(table, EVENT_COLUMNS, ['date_col']);
+  const group = uniqueName('kdr_group');
+  const config = parseConfig(
+    testConfig({
+      topics: [],
+      group,
+      tablePath: table,
+      extra: { kafka: { topic_pattern: `${base}_.*`, properties: { 'topic.metadata.refresh.interval.ms': '1000' } } },
+    }),
+  );
+  t.is(config.kafka.topicPattern, `^${base}_.*`, 'anchored at the start for librdkafka');
+  const pipeline = new Pipeline(config);
+  await pipeline.start();
+  try {
+    const written = () => {
+      try {
+        return readTable(table).rows.length;
+      } catch {
+        return 0;
+      }
+    };
+    await until('the first topic in the table', () => written() >= 40);
+    await createTopic(BROKERS, later, 2);
+    await produceMessages(BROKERS, later, events(later, 30));
+    await until('the topic created later in the table', () => written() >= 70);
+  } finally {
+    await pipeline.stop();
+  }
+  const rows = readTable(table).rows.map((r) => String(r.id));
+  t.deepEqual(rows.sort(), [...ids(first, 40), ...ids(later, 30)].sort(), 'both topics, each row once; the unmatched topic not at all');
+  t.deepEqual(recorded(table, group, [first, later]), expectedVersions(group, [[first, 40], [later, 30]]));
+});
+
+test.serial('[integration] rows staged for pattern-found topics survive a restart whose pattern matches a new topic first', async (t) => {
+  const base = uniqueName('kdr_patrs');
+  const [a, b, c] = [`${base}_b1`, `${base}_b2`, `${base}_a0`];
+  await createTopic(BROKERS, a, 2);
+  await createTopic(BROKERS, b, 2);
+  await produceMessages(BROKERS, a, events(a, 300));
+  await produceMessages(BROKERS, b, events(b, 200));
+  const dir = tempDir();
+  const table = join(dir, 'events');
+  createTableWithPython(table, EVENT_COLUMNS, ['date_col']);
+  const group = uniqueName('kdr_group');
+  // The flush is an hour away: at the stop, the staged rows are persisted to the staging directory.
+  const configPath = writeConfig(
+    dir,
+    testConfig({
+      topics: [],
+      group,
+      tablePath: table,
+      batchInterval: 3600,
+      extra: { kafka: { topic_pattern: `^${base}_.*` }, batch: { schedule: farAwayDailyTime(), timezone: 'UTC' } },
+    }),
+  );
+  const cli = startCli(['--config', configPath, '--logging.level=DEBUG']);
+  await cli.waitFor(/"msg":"batch staged".*"consumed":500\b/);
+  cli.child.kill('SIGTERM');
+  t.is(await cli.exited, 0, cli.output().slice(-3000));
+  t.regex(cli.output(), /"persisted":true/);
+
+  // c sorts before a and b: matched at the restart, it is appended to the staged list, not put first.
+  await createTopic(BROKERS, c, 2);
+  await produceMessages(BROKERS, c, events(c, 50));
+  const restart = runCli(['--config', configPath, '--until-caught-up']);
+  t.is(restart.status, 0, restart.stderr.slice(-3000));
+  t.regex(restart.stderr, /"msg":"staging recovered".*"rows":500\b/);
+  t.regex(restart.stderr, /"msg":"pipeline stopped".*"messages":50\b/, 'only the new topic was read from Kafka');
+  const rows = readTable(table).rows.map((r) => String(r.id));
+  t.deepEqual(rows.sort(), [...ids(a, 300), ...ids(b, 200), ...ids(c, 50)].sort());
+  t.deepEqual(recorded(table, group, [a, b, c]), expectedVersions(group, [[a, 300], [b, 200], [c, 50]]));
+});
+
+/** A daily time about twelve hours from now (UTC), so a test run never reaches it. */
+function farAwayDailyTime(): string {
+  const at = new Date(Date.now() + 12 * 3600_000);
+  return `${String(at.getUTCHours()).padStart(2, '0')}:${String(at.getUTCMinutes()).padStart(2, '0')}`;
+}
