@@ -11,7 +11,7 @@ import { txnAppId } from '../ts/pipeline/identity.js';
 import { createTopic, produceMessages, type OutgoingMessage } from '../ts/tools/kafka-admin.js';
 import { runCli, startCli } from './helpers/cli.js';
 import { EVENT_COLUMNS, createTableWithPython, readTable, txnVersions } from './helpers/delta.js';
-import { BROKERS, tempDir, testConfig, uniqueName, writeConfig } from './helpers/env.js';
+import { BROKERS, memberConfig, tempDir, testConfig, uniqueName, writeConfig } from './helpers/env.js';
 
 const DAY = '2026-11-30';
 
@@ -130,6 +130,38 @@ test.serial('[integration] rows staged for pattern-found topics survive a restar
   const rows = readTable(table).rows.map((r) => String(r.id));
   t.deepEqual(rows.sort(), [...ids(a, 300), ...ids(b, 200), ...ids(c, 50)].sort());
   t.deepEqual(recorded(table, group, [a, b, c]), expectedVersions(group, [[a, 300], [b, 200], [c, 50]]));
+});
+
+test.serial('[integration] two instances on one pattern, one killed while a new topic is taken in: the table is exact', async (t) => {
+  const base = uniqueName('kdr_patfleet');
+  const [first, later] = [`${base}_a`, `${base}_b`];
+  await createTopic(BROKERS, first, 4);
+  const dir = tempDir();
+  const table = join(dir, 'events');
+  createTableWithPython(table, EVENT_COLUMNS, ['date_col']);
+  const g = { dir, topic: first, table, group: uniqueName('kdr_group') };
+  const configFor = (name: string) => {
+    const member = memberConfig(g, name, { batchInterval: 0.5, maxMemory: '2MiB' });
+    const kafka = member.kafka as { properties: Record<string, unknown> };
+    const pattern = { ...kafka, topics: [], topic_pattern: `^${base}_.*`, properties: { ...kafka.properties, 'topic.metadata.refresh.interval.ms': 1000 } };
+    return writeConfig(dir, { ...member, kafka: pattern }, `${name}.yaml`);
+  };
+  const wide = (topic: string, n: number) => events(topic, n).map((m, i) => ({ ...m, partition: i % 4 }));
+  await produceMessages(BROKERS, first, wide(first, 4000));
+  const a = startCli(['--config', configFor('a')]);
+  const b = startCli(['--config', configFor('b')]);
+  await Promise.all([a.waitFor(/partitions assigned/), b.waitFor(/partitions assigned/)]);
+  await createTopic(BROKERS, later, 4);
+  await produceMessages(BROKERS, later, wide(later, 3000));
+  await b.waitFor(/kafka.topic_pattern matched new topics/);
+  // b dies with whatever it staged of both topics; a takes its partitions over.
+  b.child.kill('SIGKILL');
+  await b.exited;
+  await until('both topics in the table', () => readTable(table).rows.length >= 7000);
+  a.child.kill('SIGTERM');
+  t.is(await a.exited, 0, a.output().slice(-2000));
+  const rows = readTable(table).rows.map((r) => String(r.id));
+  t.deepEqual(rows.sort(), [...ids(first, 4000), ...ids(later, 3000)].sort());
 });
 
 /** A daily time about twelve hours from now (UTC), so a test run never reaches it. */
