@@ -29,6 +29,9 @@ test('positions inside the log continue after the recorded offset; nothing recor
   // latest with nothing recorded: the high watermark now, as an offset the stage can record.
   const latest = await startPositions([part(2, undefined)], { startFrom: 'latest', onPositionLost: 'fail', watermarks });
   t.deepEqual(latest.starts, [{ topic: 't', partition: 2, offset: 40 }]);
+  // A topic created since the start (a pattern found it) overrides latest with earliest.
+  const created = await startPositions([{ ...part(2, undefined), startFrom: 'earliest' }, part(1, undefined)], { startFrom: 'latest', onPositionLost: 'fail', watermarks });
+  t.deepEqual(created.starts.map((s) => s.offset), [OFFSET_BEGINNING, 80]);
 });
 
 test('fail: one PositionLostError names every lost partition, its version, watermarks and the key', async (t) => {

@@ -10,6 +10,7 @@ import { Pipeline, parseConfig } from '../ts/index.js';
 import { txnAppId } from '../ts/pipeline/identity.js';
 import { createTopic, produceMessages, type OutgoingMessage } from '../ts/tools/kafka-admin.js';
 import { runCli, startCli } from './helpers/cli.js';
+import { capturingLogger } from './helpers/log.js';
 import { EVENT_COLUMNS, createTableWithPython, readTable, txnVersions } from './helpers/delta.js';
 import { BROKERS, memberConfig, tempDir, testConfig, uniqueName, writeConfig } from './helpers/env.js';
 
@@ -90,6 +91,37 @@ test('[integration] a topic created while running that matches kafka.topic_patte
   const rows = readTable(table).rows.map((r) => String(r.id));
   t.deepEqual(rows.sort(), [...ids(first, 40), ...ids(later, 30)].sort(), 'both topics, each row once; the unmatched topic not at all');
   t.deepEqual(recorded(table, group, [first, later]), expectedVersions(group, [[first, 40], [later, 30]]));
+});
+
+test('[integration] with start_from latest, a topic created after the start is read from its beginning', async (t) => {
+  const base = uniqueName('kdr_patlatest');
+  const [first, later] = [`${base}_old`, `${base}_new`];
+  await createTopic(BROKERS, first, 2);
+  await produceMessages(BROKERS, first, events(first, 10));
+  const table = join(tempDir(), 'events');
+  createTableWithPython(table, EVENT_COLUMNS, ['date_col']);
+  const logged: string[] = [];
+  const config = parseConfig(
+    testConfig({
+      topics: [],
+      group: uniqueName('kdr_group'),
+      tablePath: table,
+      extra: { kafka: { topic_pattern: `^${base}_.*`, start_from: 'latest', properties: { 'topic.metadata.refresh.interval.ms': '3000' } } },
+    }),
+  );
+  const pipeline = new Pipeline(config, { logger: capturingLogger(logged) });
+  await pipeline.start();
+  try {
+    await until('the first assignment', () => logged.includes('partitions assigned'));
+    // Produced before the refresh finds the topic: "latest" at its assignment would skip them.
+    await createTopic(BROKERS, later, 2);
+    await produceMessages(BROKERS, later, events(later, 20));
+    await until('the new topic in the table', () => readTable(table).rows.length >= 20, 30_000);
+  } finally {
+    await pipeline.stop();
+  }
+  // The first topic's messages predate the start: start_from latest skips them.
+  t.deepEqual(readTable(table).rows.map((r) => String(r.id)).sort(), ids(later, 20).sort());
 });
 
 test.serial('[integration] rows staged for pattern-found topics survive a restart whose pattern matches a new topic first', async (t) => {

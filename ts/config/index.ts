@@ -76,7 +76,8 @@ export interface KafkaConfig {
   /**
    * `kafka.topic_pattern`: a regular expression (POSIX extended, anchored at the start with `^`);
    * every topic it matches is consumed too, those created while running included (found at
-   * librdkafka's metadata refresh, `topic.metadata.refresh.interval.ms`).
+   * librdkafka's metadata refresh, `topic.metadata.refresh.interval.ms`); a topic created after
+   * the start is read from its beginning whatever `startFrom` says.
    */
   topicPattern?: string;
   /** Consumer group id (`kafka.group_id`). */

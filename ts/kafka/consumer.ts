@@ -205,7 +205,8 @@ export class KafkaSource {
   }
 
   /** Connects and subscribes. */
-  async connect(): Promise<void> {
+  /** Connects, runs `beforeSubscribe` (which may read metadata), then subscribes. */
+  async connect(beforeSubscribe?: () => Promise<void>): Promise<void> {
     // A refused login or certificate fails the start at once (exit 4 from the CLI) instead of
     // retrying until the timeout; after the start, librdkafka's retries go on as for any outage.
     // The connect left in flight ends by its own timeout (librdkafka does not cut its metadata
@@ -227,6 +228,7 @@ export class KafkaSource {
       if (onLog) this.#consumer.off('event.log', onLog);
     }
     this.#consumer.setDefaultConsumeTimeout(this.#options.consumeTimeoutMs);
+    await beforeSubscribe?.();
     this.#consumer.subscribe([...this.#options.topics]);
   }
 

@@ -193,7 +193,9 @@ export class Pipeline {
     this.#source.onPositionReset((p) => this.metrics.positionLost(p.topic, undefined));
     this.metrics.brokerUp(true);
     this.#source.health.onChange((up) => this.metrics.brokerUp(up));
-    await this.#source.connect();
+    await this.#source.connect(async () => {
+      if (config.kafka.topicPattern !== undefined) this.#topics.existedAtStart(await (this.#source as KafkaSource).topicNames());
+    });
     if (this.#untilCaughtUp) {
       this.#caughtUp = new CaughtUpTracker((parts) => this.#recordedPositions(parts));
       await this.#caughtUp.init(this.#source, await this.#subscribedTopics(this.#source), config.kafka.startFrom);
@@ -255,7 +257,8 @@ export class Pipeline {
         const table = recorded.get(key);
         // Rows recovered from staging continue the table: reading resumes after them.
         const staged = this.#recovered.get(key);
-        return { ...p, last: staged === undefined ? table : Math.max(staged, table ?? -1) };
+        const startFrom = this.#topics.createdSinceStart(p.topic) ? ('earliest' as const) : undefined;
+        return { ...p, last: staged === undefined ? table : Math.max(staged, table ?? -1), startFrom };
       }),
       { startFrom: kafka.startFrom, onPositionLost: kafka.onPositionLost, watermarks: (p) => source.watermarks(p) },
     );

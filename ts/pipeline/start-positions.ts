@@ -21,6 +21,8 @@ export interface Watermarks {
 export interface AssignedPartition extends PartitionRef {
   /** The last offset recorded; undefined when nothing of the partition was ever committed. */
   readonly last: number | undefined;
+  /** Overrides `startFrom` for it (a topic created after the pipeline started: `earliest`). */
+  readonly startFrom?: StartFrom;
 }
 
 /** What {@link startPositions} works with. */
@@ -87,7 +89,7 @@ export async function startPositions(parts: readonly AssignedPartition[], option
   const resolved = await Promise.all(
     parts.map(async (p): Promise<{ start: PartitionStart; lost?: LostPosition }> => {
       const ref = { topic: p.topic, partition: p.partition };
-      if (p.last === undefined && options.startFrom === 'earliest') return { start: { ...ref, offset: OFFSET_BEGINNING } };
+      if (p.last === undefined && (p.startFrom ?? options.startFrom) === 'earliest') return { start: { ...ref, offset: OFFSET_BEGINNING } };
       const { low, high } = await options.watermarks(ref);
       if (p.last === undefined) return { start: { ...ref, offset: high } };
       const next = p.last + 1;

@@ -13,10 +13,26 @@ export class TopicList {
   /** Index by name. */
   readonly index = new Map<string, number>();
   readonly #grows: boolean;
+  /** The cluster's topics when the pipeline subscribed (with a pattern). */
+  #atStart: ReadonlySet<string> | undefined;
 
   /** `grows`: topics outside the list may be assigned (a pattern subscription). */
   constructor(grows: boolean) {
     this.#grows = grows;
+  }
+
+  /** Notes the cluster's topics at the start: `kafka.start_from` is for them. */
+  existedAtStart(names: readonly string[]): void {
+    this.#atStart = new Set(names);
+  }
+
+  /**
+   * Whether a pattern found `topic` after the start: it is read from its beginning (when the
+   * table has nothing of it), whatever `kafka.start_from` says, since every record of it was
+   * written after the pipeline started.
+   */
+  createdSinceStart(topic: string): boolean {
+    return this.#atStart !== undefined && !this.#atStart.has(topic);
   }
 
   /** The topic of an index the stage handed out. */
