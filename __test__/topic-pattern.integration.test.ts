@@ -8,6 +8,7 @@ import test from 'ava';
 import { join } from 'node:path';
 import { Pipeline, parseConfig } from '../ts/index.js';
 import { txnAppId } from '../ts/pipeline/identity.js';
+import { verifyTable } from '../ts/verify.js';
 import { createTopic, produceMessages, type OutgoingMessage } from '../ts/tools/kafka-admin.js';
 import { runCli, startCli } from './helpers/cli.js';
 import { capturingLogger } from './helpers/log.js';
@@ -91,6 +92,14 @@ test('[integration] a topic created while running that matches kafka.topic_patte
   const rows = readTable(table).rows.map((r) => String(r.id));
   t.deepEqual(rows.sort(), [...ids(first, 40), ...ids(later, 30)].sort(), 'both topics, each row once; the unmatched topic not at all');
   t.deepEqual(recorded(table, group, [first, later]), expectedVersions(group, [[first, 40], [later, 30]]));
+  // `verify` reads the group's positions of the topics the pattern matches now, not the other one.
+  const report = await verifyTable(config);
+  t.deepEqual(
+    report.partitions.map((p) => [p.topic, p.partition, p.tableOffset, p.lag]),
+    // 40 and 30 messages over two partitions: each partition's last offset is 19 and 14.
+    [first, later].flatMap((topic) => [0, 1].map((partition) => [topic, partition, topic === first ? 19 : 14, 0])),
+  );
+  t.deepEqual(report.problems, []);
 });
 
 test('[integration] with start_from latest, a topic created after the start is read from its beginning', async (t) => {
