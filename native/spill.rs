@@ -75,6 +75,15 @@ impl Generation {
     }
 }
 
+/// Appends to a topic list the names it lacks, in order; indexes already given never change.
+pub fn append_missing(topics: &mut Vec<String>, names: &[String]) {
+    for name in names {
+        if !topics.contains(name) {
+            topics.push(name.clone());
+        }
+    }
+}
+
 /// What a stage spills into: a directory owned by one process at a time.
 pub struct Staging {
     pub dir: PathBuf,
@@ -162,11 +171,7 @@ impl Staging {
     /// Appends the topics not listed yet (a pattern subscription found them); the next manifest
     /// lists them.
     pub fn add_topics(&mut self, names: &[String]) {
-        for name in names {
-            if !self.topics.contains(name) {
-                self.topics.push(name.clone());
-            }
-        }
+        append_missing(&mut self.topics, names);
     }
 
     /// Topic-partitions the manifest holds data for, to look up what the table recorded.

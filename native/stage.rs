@@ -175,11 +175,7 @@ impl Stage {
     fn extend_topics(&self, names: &[String]) -> CoreResult<Vec<String>> {
         let mut spec = lock(&self.spec)?;
         let mut options = spec.options.clone();
-        for name in names {
-            if !options.topics.contains(name) {
-                options.topics.push(name.clone());
-            }
-        }
+        crate::spill::append_missing(&mut options.topics, names);
         if options.topics.len() == spec.options.topics.len() {
             return Ok(options.topics);
         }

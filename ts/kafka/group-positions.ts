@@ -7,7 +7,7 @@ import Kafka from 'node-rdkafka';
 import type { Config } from '../config/index.js';
 import { KafkaError } from '../errors.js';
 import { kafkaProperties } from '../pipeline/identity.js';
-import { topicsMatching } from './topic-pattern.js';
+import { subscribedTopics } from './topic-pattern.js';
 
 /** One topic-partition as Kafka sees it. */
 export interface KafkaPartitionState {
@@ -38,13 +38,12 @@ export async function readGroupPositions(config: Config): Promise<KafkaPartition
   await call<unknown>(`the cluster at ${config.kafka.brokers}`, (done) => consumer.connect({ timeout: TIMEOUT_MS }, done));
   try {
     const refs: Array<{ topic: string; partition: number }> = [];
-    const { topics, topicPattern } = config.kafka;
-    let matched: string[] = [];
-    if (topicPattern !== undefined) {
+    let cluster: string[] = [];
+    if (config.kafka.topicPattern !== undefined) {
       const all = await call<Kafka.Metadata>('the topics of the cluster', (done) => consumer.getMetadata({ allTopics: true, timeout: TIMEOUT_MS }, done));
-      matched = topicsMatching(topicPattern, all.topics.map((t) => t.name));
+      cluster = all.topics.map((t) => t.name);
     }
-    for (const topic of [...new Set([...topics, ...matched])]) {
+    for (const topic of subscribedTopics(config.kafka, cluster)) {
       const metadata = await call<Kafka.Metadata>(`the partitions of ${topic}`, (done) => consumer.getMetadata({ topic, timeout: TIMEOUT_MS }, done));
       const found = metadata.topics.find((t) => t.name === topic);
       if (found === undefined || found.partitions.length === 0) throw new KafkaError('KAFKA_METADATA', `topic ${topic} does not exist`);

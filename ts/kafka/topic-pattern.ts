@@ -39,6 +39,12 @@ export function topicsMatching(pattern: string, names: readonly string[]): strin
   return names.filter((name) => !name.startsWith('__') && re.test(name)).sort();
 }
 
+/** The topics consumed given the cluster's: the named ones, then those the pattern matches. */
+export function subscribedTopics(kafka: { readonly topics: readonly string[]; readonly topicPattern?: string }, clusterTopics: readonly string[]): string[] {
+  const matched = kafka.topicPattern === undefined ? [] : topicsMatching(kafka.topicPattern, clusterTopics);
+  return [...new Set([...kafka.topics, ...matched])];
+}
+
 /** What the consumer subscribes to: the named topics and the pattern (librdkafka takes both in one list). */
 export function subscription(kafka: { readonly topics: readonly string[]; readonly topicPattern?: string }): string[] {
   return kafka.topicPattern === undefined ? [...kafka.topics] : [...kafka.topics, kafka.topicPattern];

@@ -7,7 +7,7 @@
 import type { DeadLetterSink } from '../dead-letters/sink.js';
 import { DeadLetterTally } from '../dead-letters/tally.js';
 import type { PartitionStart } from '../kafka/consumer.js';
-import { InternalError } from '../errors.js';
+import { topicAt } from './topics.js';
 import type { Logger } from '../log.js';
 import type { PipelineMetrics } from '../metrics/metrics.js';
 import type { Stage } from '../stage.js';
@@ -137,13 +137,7 @@ export class Flusher {
     const positions = segment.positions();
     if (positions.length === 0) return undefined;
     const started = performance.now();
-    // A txn app id of a made-up name would record positions nobody reads: an index the
-    // stage's list lacks is a bug, never a commit.
-    const topicOf = (index: number) => {
-      const topic = o.topics[index];
-      if (topic === undefined) throw new InternalError('INTERNAL', `staged rows of topic #${index}, which the stage's topic list lacks`);
-      return topic;
-    };
+    const topicOf = (index: number) => topicAt(o.topics, index);
     const appIds = positions.map((p) => ({
       topicIndex: p.topicIndex,
       partition: p.partition,

@@ -29,7 +29,7 @@ import { headersRead, stageOptions, stagingOptions, writeOptions } from './stage
 import { openOrCreateTarget } from './open-table.js';
 import { checkSupported, checkTableFits } from './validate.js';
 import { TopicList } from './topics.js';
-import { subscription, topicsMatching } from '../kafka/topic-pattern.js';
+import { subscribedTopics, subscription } from '../kafka/topic-pattern.js';
 
 export type { FlushSummary };
 
@@ -198,7 +198,7 @@ export class Pipeline {
     });
     if (this.#untilCaughtUp) {
       this.#caughtUp = new CaughtUpTracker((parts) => this.#recordedPositions(parts));
-      await this.#caughtUp.init(this.#source, await this.#subscribedTopics(this.#source), config.kafka.startFrom);
+      await this.#caughtUp.init(this.#source, subscribedTopics(config.kafka, this.#topics.clusterAtStart), config.kafka.startFrom);
       this.#source.onPartitionEof((p) => this.#caughtUp?.reachedEnd(p));
     }
     this.#log.info('pipeline started', {
@@ -327,13 +327,6 @@ export class Pipeline {
     for (const reason of recovery.reasons) this.#log.warn('staged data dropped; its range is read again from Kafka', { reason });
     this.metrics.staged(stage.stagedRows, 0, { rows: stage.spilledRows, bytes: stage.spilledBytes });
     return recovery;
-  }
-
-  /** The configured topics and, with `kafka.topic_pattern`, those it matches in the cluster now. */
-  async #subscribedTopics(source: KafkaSource): Promise<string[]> {
-    const { topics, topicPattern } = this.config.kafka;
-    if (topicPattern === undefined) return topics;
-    return [...new Set([...topics, ...topicsMatching(topicPattern, await source.topicNames())])];
   }
 
   /** The last offsets the table records for these partitions, by partition key. */

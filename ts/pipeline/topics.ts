@@ -7,6 +7,13 @@
 import { InternalError } from '../errors.js';
 import type { Stage } from '../stage.js';
 
+/** The topic of a stage's topic index; an index outside the list is a bug (its txn app id would be made up). */
+export function topicAt(names: readonly string[], index: number): string {
+  const name = names[index];
+  if (name === undefined) throw new InternalError('INTERNAL', `topic #${index} is not in the stage's topic list`);
+  return name;
+}
+
 export class TopicList {
   /** Names by index; the same array for the pipeline's whole life (the intake, flusher and metrics read it). */
   readonly names: string[] = [];
@@ -15,6 +22,8 @@ export class TopicList {
   readonly #grows: boolean;
   /** The cluster's topics when the pipeline subscribed (with a pattern). */
   #atStart: ReadonlySet<string> | undefined;
+  /** The same, as listed. */
+  clusterAtStart: readonly string[] = [];
 
   /** `grows`: topics outside the list may be assigned (a pattern subscription). */
   constructor(grows: boolean) {
@@ -24,6 +33,7 @@ export class TopicList {
   /** Notes the cluster's topics at the start: `kafka.start_from` is for them. */
   existedAtStart(names: readonly string[]): void {
     this.#atStart = new Set(names);
+    this.clusterAtStart = names;
   }
 
   /**
@@ -37,9 +47,7 @@ export class TopicList {
 
   /** The topic of an index the stage handed out. */
   nameAt(index: number): string {
-    const name = this.names[index];
-    if (name === undefined) throw new InternalError('INTERNAL', `topic #${index} is not in the stage's topic list`);
-    return name;
+    return topicAt(this.names, index);
   }
 
   /** The index of an assigned topic. */
