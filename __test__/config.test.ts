@@ -125,6 +125,20 @@ test('kafka.topic_pattern: anchored, alone or beside topics; refused when not a 
   t.regex(problem(fails(t, doc({ kafka: { topic: undefined } })), 'kafka.topic'), /kafka.topic_pattern/);
 });
 
+test('kafka.format: debezium needs MERGE with the last change winning, and owns deletes', (t) => {
+  const cdc = (delta: Record<string, unknown>, extra: Record<string, Record<string, unknown>> = {}) =>
+    doc({ ...extra, kafka: { format: 'debezium' }, delta: { merge_keys: ['id'], ...delta } });
+  const config = ok(cdc({ mode: 'MERGE', partition_source: { kind: 'change_time' } }));
+  t.like(config, { kafka: { format: 'debezium' }, delta: { partitionSource: { kind: 'change_time' } } });
+  t.is(ok(doc()).kafka.format, 'json');
+  t.regex(problem(fails(t, cdc({})), 'delta.mode'), /must be MERGE with kafka.format: debezium/);
+  t.regex(problem(fails(t, cdc({ mode: 'MERGE' }, { dedup: { strategy: 'first' } })), 'dedup.strategy'), /must be last/);
+  t.regex(problem(fails(t, cdc({ mode: 'MERGE', delete_when: 'x' })), 'delta.delete_when'), /op d delete/);
+  t.regex(problem(fails(t, cdc({ mode: 'MERGE', schema_evolution: 'add_columns' })), 'delta.schema_evolution'), /not supported/);
+  t.regex(problem(fails(t, doc({ delta: { partition_source: { kind: 'change_time' } } })), 'delta.partition_source.kind'), /needs kafka.format: debezium/);
+  t.regex(problem(fails(t, doc({ kafka: { format: 'avro' } })), 'kafka.format'), /json, debezium/);
+});
+
 test('mode UPSERT names delta.mode, the value and the allowed values', (t) => {
   const err = fails(t, doc({ delta: { mode: 'UPSERT' } }));
   t.is(err.problems.length, 1);

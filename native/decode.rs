@@ -10,18 +10,19 @@ use std::sync::Arc;
 use arrow_json::ReaderBuilder;
 use chrono_tz::Tz;
 use deltalake::arrow::array::{
-    Array, ArrayRef, BooleanArray, Date32Array, Int32Array, Int64Array, RecordBatch, StringArray,
-    StringBuilder, UInt16Array,
+    Array, ArrayRef, BooleanArray, Date32Array, Int32Array, Int64Array, RecordBatch, StringBuilder,
+    UInt16Array,
 };
 use deltalake::arrow::compute::{cast, concat_batches, filter_record_batch};
 use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use rayon::prelude::*;
 
-use crate::day::{self, DayWindow, EpochDay, EpochUnit};
+use crate::day::{self, EpochDay, EpochUnit};
+use crate::debezium::{Change, Unwrapped};
 use crate::error::{CoreError, CoreResult};
 use crate::json::{decode_json, screen_payload};
 pub use crate::messages::Messages;
-use crate::metadata::{self, KafkaMetadataColumns, MetadataColumn};
+use crate::metadata::{KafkaMetadataColumns, MetadataColumn};
 use crate::timestamps::TimestampFields;
 use crate::transform::{Transform, TransformOptions};
 
@@ -45,6 +46,8 @@ pub enum DaySource {
     Field(String),
     /// The Kafka message timestamp.
     KafkaTimestamp,
+    /// A change event's `ts_ms` (`debezium.rs`).
+    ChangeTime,
 }
 
 /// What decoding needs to know besides the messages.
@@ -66,6 +69,8 @@ pub struct DecodeOptions {
     pub add_columns: bool,
     /// A filter and derived columns (`transform.rs`).
     pub transform: TransformOptions,
+    /// The messages are Debezium change events (`debezium.rs`): rows carry a delete flag.
+    pub changes: bool,
 }
 
 /// The kind of the table's partition column.
@@ -156,7 +161,10 @@ impl DecodeSpec {
             transform,
             timestamps: TimestampFields::of(&json_schema),
             json_schema,
-            staged_schema: crate::schema_change::staged_schema(&table_schema),
+            staged_schema: crate::schema_change::staged_schema(&staged_columns(
+                &table_schema,
+                options.changes,
+            )),
             table_schema,
             committed,
             day_column,
@@ -168,6 +176,11 @@ impl DecodeSpec {
     /// Decodes a whole batch, in parallel chunks.
     pub fn decode(&self, messages: &Messages<'_>) -> CoreResult<Decoded> {
         messages.validate()?;
+        // Change events are unwrapped first: from here on a message's payload is its image.
+        let unwrapped = self.options.changes.then(|| Unwrapped::of(messages));
+        let view = unwrapped.as_ref().map(|u| u.view(messages));
+        let messages = view.as_ref().unwrap_or(messages);
+        let changes = unwrapped.as_ref().map(|u| u.changes.as_slice());
         let n = messages.len();
         let threads = rayon::current_num_threads().max(1);
         let chunk = (n / (threads * 4)).max(MIN_CHUNK);
@@ -177,7 +190,7 @@ impl DecodeSpec {
             .collect();
         let parts: Vec<CoreResult<Decoded>> = ranges
             .into_par_iter()
-            .map(|range| self.decode_chunk(messages, range))
+            .map(|range| self.decode_chunk(messages, range, changes))
             .collect();
         let mut batches = Vec::with_capacity(parts.len());
         let mut days = Vec::with_capacity(n);
@@ -203,11 +216,22 @@ impl DecodeSpec {
         })
     }
 
-    fn decode_chunk(&self, messages: &Messages<'_>, range: Range<usize>) -> CoreResult<Decoded> {
+    fn decode_chunk(
+        &self,
+        messages: &Messages<'_>,
+        range: Range<usize>,
+        changes: Option<&[Change]>,
+    ) -> CoreResult<Decoded> {
         let mut rejected = Vec::new();
+        // Tombstones of change events are skipped, counted with the filtered messages.
+        let mut skipped = Vec::new();
         let candidates: Vec<usize> = range
-            .filter(|&i| match screen(messages, i) {
-                Ok(()) => true,
+            .filter(|&i| match screen(messages, i, changes) {
+                Ok(true) => true,
+                Ok(false) => {
+                    skipped.push(i);
+                    false
+                }
                 Err((kind, detail)) => {
                     rejected.push(Rejection::new(i, kind, detail));
                     false
@@ -229,7 +253,7 @@ impl DecodeSpec {
                 rows: None,
                 days: Vec::new(),
                 rejected,
-                filtered: Vec::new(),
+                filtered: skipped,
             });
         };
 
@@ -244,12 +268,19 @@ impl DecodeSpec {
             &mut keep,
             &mut rejected,
         )?;
-        let days = self.derive_days(messages, &json_rows, &accepted, &mut keep, &mut rejected)?;
+        let days = self.derive_days(
+            messages,
+            &json_rows,
+            &accepted,
+            changes,
+            &mut keep,
+            &mut rejected,
+        )?;
 
         let (json_rows, days, accepted) = retain(&json_rows, days, accepted, &keep)?;
         // Every row kept has its day.
         let days: Vec<EpochDay> = days.into_iter().flatten().collect();
-        let (json_rows, days, accepted, derived, filtered) = match &self.transform {
+        let (json_rows, days, accepted, derived, mut filtered) = match &self.transform {
             None => (json_rows, days, accepted, Vec::new(), Vec::new()),
             Some(transform) => {
                 let topics = &self.options.topics;
@@ -259,8 +290,10 @@ impl DecodeSpec {
                 (json_rows, days, accepted, out.columns, out.filtered)
             }
         };
-        let rows = self.assemble(messages, &json_rows, &accepted, &days, &derived)?;
+        let rows = self.assemble(messages, &json_rows, &accepted, &days, &derived, changes)?;
         rejected.sort_by_key(|r| r.message_index);
+        filtered.extend(skipped);
+        filtered.sort_unstable();
         Ok(Decoded {
             rows: Some(rows),
             days,
@@ -334,100 +367,6 @@ impl DecodeSpec {
         }
     }
 
-    fn derive_days(
-        &self,
-        messages: &Messages<'_>,
-        json_rows: &RecordBatch,
-        accepted: &[usize],
-        keep: &mut [bool],
-        rejected: &mut Vec<Rejection>,
-    ) -> CoreResult<Vec<Option<EpochDay>>> {
-        let tz = self.options.timezone;
-        let name = &self.options.partition_column;
-        let mut days: Vec<Result<EpochDay, (&'static str, String)>> = match &self.options.day_source
-        {
-            DaySource::Column => {
-                let column = json_rows.column_by_name(name).ok_or_else(|| {
-                    CoreError::Internal(format!("partition column {name:?} was not decoded"))
-                })?;
-                day::column_days(column, name)?
-            }
-            DaySource::KafkaTimestamp => accepted
-                .iter()
-                .map(|&i| match metadata::timestamp_of(messages, i) {
-                    Some(ts) => day::day_of_millis(ts, tz)
-                        .ok_or(("no_day", format!("Kafka timestamp {ts} is out of range"))),
-                    None => Err(("no_day", "the message has no Kafka timestamp".to_string())),
-                })
-                .collect(),
-            DaySource::Field(field) => self.field_days(messages, accepted, field)?,
-        };
-        let window = DayWindow::around_today(self.options.day_window_years);
-        Ok(days
-            .drain(..)
-            .enumerate()
-            .map(|(row, result)| {
-                match result.and_then(|d| window.check(d).map_err(|e| ("day_out_of_range", e))) {
-                    Ok(d) => Some(d),
-                    Err((kind, detail)) => {
-                        if keep[row] {
-                            keep[row] = false;
-                            rejected.push(Rejection::new(accepted[row], kind, detail));
-                        }
-                        None
-                    }
-                }
-            })
-            .collect())
-    }
-
-    /// Reads an event-time field that is not (or not only) a table column, as text.
-    fn field_days(
-        &self,
-        messages: &Messages<'_>,
-        accepted: &[usize],
-        field: &str,
-    ) -> CoreResult<Vec<Result<EpochDay, (&'static str, String)>>> {
-        let schema = Arc::new(Schema::new(vec![Field::new(field, DataType::Utf8, true)]));
-        let builder = || ReaderBuilder::new(schema.clone()).with_coerce_primitive(true);
-        let mut failures = Vec::new();
-        let (batch, decoded) = decode_json(&builder, messages, accepted, &mut failures)?;
-        let mut out: Vec<Result<EpochDay, (&'static str, String)>> = accepted
-            .iter()
-            .map(|_| {
-                Err((
-                    "no_day",
-                    format!("event time field {field:?} is not a string or number"),
-                ))
-            })
-            .collect();
-        if let Some(batch) = batch {
-            let values = batch
-                .column(0)
-                .as_any()
-                .downcast_ref::<StringArray>()
-                .ok_or_else(|| CoreError::Internal("event time decoded to a non-string".into()))?;
-            // `decoded` is an ordered subset of `accepted`; walk both in step.
-            let mut slot = 0;
-            for (row, &message_index) in decoded.iter().enumerate() {
-                while accepted[slot] != message_index {
-                    slot += 1;
-                }
-                out[slot] = if values.is_null(row) {
-                    Err((
-                        "no_day",
-                        format!("event time field {field:?} is missing or null"),
-                    ))
-                } else {
-                    let (tz, unit) = (self.options.timezone, self.options.epoch_unit);
-                    day::day_of_event_time(values.value(row), tz, unit)
-                        .map_err(|e| ("no_day", format!("event time field {field:?}: {e}")))
-                };
-            }
-        }
-        Ok(out)
-    }
-
     /// Builds rows in the staged schema: JSON columns, the day, Kafka metadata, positions.
     fn assemble(
         &self,
@@ -436,6 +375,7 @@ impl DecodeSpec {
         accepted: &[usize],
         days: &[EpochDay],
         derived: &[(String, ArrayRef)],
+        changes: Option<&[Change]>,
     ) -> CoreResult<RecordBatch> {
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.staged_schema.fields().len());
         for field in self.table_schema.fields() {
@@ -452,6 +392,11 @@ impl DecodeSpec {
                 })?
             };
             columns.push(conform(column, field.data_type(), name)?);
+        }
+        if let Some(changes) = changes {
+            columns.push(Arc::new(BooleanArray::from_iter(accepted.iter().map(
+                |&i| Some(matches!(changes[i], Change::Row { delete: true, .. })),
+            ))));
         }
         columns.push(Arc::new(UInt16Array::from_iter_values(
             accepted.iter().map(|&i| messages.topic_indexes[i]),
@@ -507,12 +452,36 @@ fn retain<D>(
     Ok((json_rows, days, accepted))
 }
 
-/// A message must have a value holding a JSON object; anything else is rejected before decoding.
-fn screen(messages: &Messages<'_>, i: usize) -> Result<(), (&'static str, String)> {
-    if messages.is_tombstone(i) {
-        return Err(("tombstone", "the message has no value (a tombstone)".into()));
+/// A message must have a value holding a JSON object; anything else is rejected before
+/// decoding. `Ok(false)`: a change event that writes nothing (skipped).
+fn screen(
+    messages: &Messages<'_>,
+    i: usize,
+    changes: Option<&[Change]>,
+) -> Result<bool, (&'static str, String)> {
+    match changes.map(|c| &c[i]) {
+        Some(Change::Skip) => return Ok(false),
+        Some(Change::Reject(kind, detail)) => return Err((kind, detail.clone())),
+        Some(Change::Row { .. }) => {}
+        None if messages.is_tombstone(i) => {
+            return Err(("tombstone", "the message has no value (a tombstone)".into()))
+        }
+        None => {}
     }
-    screen_payload(messages.payload(i))
+    screen_payload(messages.payload(i)).map(|()| true)
+}
+
+/// The table's columns, and the delete flag when the rows are changes.
+pub fn staged_columns(table_schema: &Schema, changes: bool) -> Schema {
+    let mut fields: Vec<Field> = table_schema
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    if changes {
+        fields.push(crate::debezium::delete_field());
+    }
+    Schema::new(fields)
 }
 
 /// Casts a built column to the table's exact type (e.g. Int32 partition into an Int64 column).

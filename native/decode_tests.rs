@@ -23,6 +23,7 @@ fn options(day_source: DaySource) -> DecodeOptions {
         reject_unknown_fields: false,
         add_columns: false,
         transform: Default::default(),
+        changes: false,
         metadata: KafkaMetadataColumns {
             offset: Some("kafka_offset".into()),
             ..Default::default()

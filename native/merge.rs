@@ -87,8 +87,9 @@ impl From<&MergeMetrics> for MergeStats {
 
 const SOURCE: &str = "source";
 const TARGET: &str = "target";
-/// Added to the source when `delete_when` is set; never written (it is not a table column).
-const DELETE_FLAG: &str = "__kdr_delete";
+/// Carried by change events' rows, or added to the source when `delete_when` is set; never
+/// written (it is not a table column).
+const DELETE_FLAG: &str = crate::debezium::DELETE_COLUMN;
 
 fn source(name: &str) -> Expr {
     Expr::Column(Column::new(Some(SOURCE), name))
@@ -116,15 +117,21 @@ pub async fn merge_rows(
         .fields()
         .iter()
         .map(|f| f.name().clone())
+        .filter(|name| name != DELETE_FLAG)
         .collect();
     let days: Vec<Expr> = days.into_iter().map(lit).collect();
+    // Change events bring their own flag (`debezium.rs`); `delete_when` computes one.
+    let flagged = rows.schema().has_column_with_unqualified_name(DELETE_FLAG);
     let deleting = match &spec.delete_when {
         Some(sql) => {
-            let condition = SessionContext::new().parse_sql_expr(sql, rows.schema())?;
+            let mut condition = SessionContext::new().parse_sql_expr(sql, rows.schema())?;
+            if flagged {
+                condition = condition.or(Expr::Column(Column::from_name(DELETE_FLAG)));
+            }
             rows = rows.with_column(DELETE_FLAG, coalesce(vec![condition, lit(false)]))?;
             true
         }
-        None => false,
+        None => flagged,
     };
 
     // The literal days let delta-rs prune every other partition before it scans.

@@ -32,6 +32,8 @@ pub struct SegmentData {
     pub staging: Option<Arc<Mutex<Staging>>>,
     /// Schema evolution is on: the commit adds the columns the rows have beyond the table.
     pub add_columns: bool,
+    /// The rows are change events: each carries a delete flag (`debezium.rs`).
+    pub changes: bool,
 }
 
 impl SegmentData {

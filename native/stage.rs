@@ -226,12 +226,14 @@ impl Stage {
     #[napi(catch_unwind)]
     pub fn take(&self, env: &Env) -> napi::Result<StagedSegment> {
         let add_columns = self.settle_pending().or_throw(env)?;
+        let changes = lock(&self.spec).or_throw(env)?.options.changes;
         let mut state = lock(&self.state).or_throw(env)?;
         // Rows in memory leave with the segment, with their coverage: the next part continues
         // after them (the ownership keeps how far each partition was read).
         let mut data = std::mem::take(&mut state.segment);
         data.staging = state.staging.clone();
         data.add_columns = add_columns;
+        data.changes = changes;
         Ok(StagedSegment::new(data))
     }
 

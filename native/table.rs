@@ -45,6 +45,21 @@ pub enum DaySourceKind {
     /// The Kafka message timestamp.
     #[napi(value = "kafka_timestamp")]
     KafkaTimestamp,
+    /// A change event's `ts_ms` (`format: 'debezium'`).
+    #[napi(value = "change_time")]
+    ChangeTime,
+}
+
+/// What a message's value holds.
+#[napi(string_enum)]
+#[derive(Debug, PartialEq)]
+pub enum MessageFormat {
+    /// A JSON object: one row.
+    #[napi(value = "json")]
+    Json,
+    /// A Debezium change event (JSON): its row image is upserted, or deleted with op d.
+    #[napi(value = "debezium")]
+    Debezium,
 }
 
 /// How a stage turns messages into rows of this table.
@@ -75,6 +90,8 @@ pub struct StageOptions {
     pub day_window_years: Option<u32>,
     /// A filter and derived columns evaluated on each decoded batch.
     pub transform: Option<crate::transform::TransformOptions>,
+    /// What message values hold; default json.
+    pub format: Option<MessageFormat>,
     /// Spill staged rows to local disk beyond a memory budget; absent: everything stays in
     /// memory until the flush.
     pub staging: Option<StagingOptions>,

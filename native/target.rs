@@ -20,7 +20,7 @@ use crate::retry::{classify_core, with_retry, Failure, StorageRetry};
 use crate::spill::Staging;
 use crate::stage::Stage;
 use crate::table::{
-    ColumnInfo, DaySourceKind, PartitionSummary, StageOptions, TableInfo, WriteMode,
+    ColumnInfo, DaySourceKind, MessageFormat, PartitionSummary, StageOptions, TableInfo, WriteMode,
 };
 
 /// How far from today a record's day may be, by default.
@@ -207,6 +207,7 @@ impl Target {
         let day_source = match options.day_source {
             DaySourceKind::Column => DaySource::Column,
             DaySourceKind::KafkaTimestamp => DaySource::KafkaTimestamp,
+            DaySourceKind::ChangeTime => DaySource::ChangeTime,
             DaySourceKind::Field => DaySource::Field(options.day_field.ok_or_else(|| {
                 CoreError::InvalidArgument("daySource 'field' needs dayField".into())
             })?),
@@ -243,6 +244,7 @@ impl Target {
                 day_window_years: options.day_window_years.unwrap_or(DEFAULT_DAY_WINDOW_YEARS),
                 add_columns: options.add_columns.unwrap_or(false),
                 transform: options.transform.unwrap_or_default(),
+                changes: options.format == Some(MessageFormat::Debezium),
             },
         )?;
         Ok(Stage::new(spec, staging))

@@ -188,17 +188,16 @@ async fn prepare(
         })
         .await?;
         let table_schema = current.snapshot()?.snapshot().arrow_schema();
-        let evolving = lock(segment)?.as_ref().is_some_and(|d| d.add_columns);
-        let target = if evolving {
-            Arc::new(crate::evolve::union(
-                &table_schema,
-                &source.staged_columns()?,
-            ))
-        } else {
-            table_schema.clone()
+        let (evolving, changes) = lock(segment)?
+            .as_ref()
+            .map_or((false, false), |d| (d.add_columns, d.changes));
+        let target = match evolving {
+            true => crate::evolve::union(&table_schema, &source.staged_columns()?),
+            false => table_schema.as_ref().clone(),
         };
         added = crate::evolve::added_paths(table_schema.fields(), target.fields());
-        source.conform_to(&target);
+        // Change events carry their delete flag to the MERGE (`debezium.rs`).
+        source.conform_to(&crate::decode::staged_columns(&target, changes));
     }
     let source = Arc::new(source);
     let (dedup_spec, merge_spec) = match options.part {

@@ -8,7 +8,7 @@
  */
 
 import type { TableSchema } from './table-schema.js';
-import type { EpochUnit, StorageRetryOptions } from '../native.js';
+import type { EpochUnit, MessageFormat, StorageRetryOptions } from '../native.js';
 
 export { parseConfig, loadConfig, redactConfig } from './load.js';
 export type { ParseConfigOptions, LoadConfigOptions } from './load.js';
@@ -45,7 +45,7 @@ export type UnknownFieldsPolicy = 'ignore' | 'reject';
 export type SchemaEvolution = 'none' | 'add_columns';
 
 /** The unit of epoch numbers in event-time fields and timestamp columns: `s`, `ms` or `us`. */
-export type { EpochUnit, StorageRetryOptions };
+export type { EpochUnit, MessageFormat, StorageRetryOptions };
 export type { TableSchema } from './table-schema.js';
 
 /** What to do with records whose dedup keys are null or missing. */
@@ -80,6 +80,13 @@ export interface KafkaConfig {
    * the start is read from its beginning whatever `startFrom` says.
    */
   topicPattern?: string;
+  /**
+   * What message values hold (`kafka.format`): `json`, one JSON object per row, or `debezium`,
+   * Debezium change events in JSON (bare or with the converter's schema): `op` c, r and u
+   * upsert the `after` image, d deletes the row of the `before` image, tombstones are skipped.
+   * `debezium` needs MERGE mode. Default `json`.
+   */
+  format: MessageFormat;
   /** Consumer group id (`kafka.group_id`). */
   groupId: string;
   /** Maximum number of records taken from the consumer per poll, 1..100000. Default 5000. */
@@ -158,6 +165,12 @@ export type PartitionSource =
       /** The day is derived from the Kafka record timestamp. */
       kind: 'kafka_timestamp';
       /** IANA time zone used to turn the Kafka timestamp into a day. Default `UTC`. */
+      timezone: string;
+    }
+  | {
+      /** The day is derived from a change event's `ts_ms` (with `kafka.format: debezium`). */
+      kind: 'change_time';
+      /** IANA time zone used to turn `ts_ms` into a day. Default `UTC`. */
       timezone: string;
     };
 

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import type { ConfigProblem } from '../errors.js';
+import { MESSAGE_FORMATS, formatProblems } from './format-rules.js';
 import { anchoredTopicPattern, topicPatternProblem, topicPatternRegExp } from '../kafka/topic-pattern.js';
 import { scheduleProblem } from '../pipeline/schedule.js';
 import { DEFAULT_STORAGE_RETRY } from '../storage-retry.js';
@@ -139,7 +140,7 @@ const NULL_KEYS = ['keep', 'dead_letter'] as const satisfies readonly NullKeysPo
 const SASL = ['PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512'] as const satisfies readonly SaslMechanism[];
 const PROTOCOLS = ['SASL_SSL', 'SASL_PLAINTEXT', 'SSL'] as const satisfies readonly SecurityProtocol[];
 const PROVIDERS = ['local', 'aws', 'gcp', 'azure'] as const satisfies readonly DeltaCredentialsProvider[];
-const SOURCE_KINDS = ['column', 'field', 'kafka_timestamp'] as const satisfies readonly PartitionSource['kind'][];
+const SOURCE_KINDS = ['column', 'field', 'kafka_timestamp', 'change_time'] as const satisfies readonly PartitionSource['kind'][];
 const DL_KINDS = ['delta', 'kafka'] as const satisfies readonly DeadLetterConfig['kind'][];
 
 // ---------------------------------------------------------------------------------------------
@@ -161,6 +162,7 @@ const kafkaShape = {
   topic: topicName.optional(),
   topics: z.array(topicName, { error: 'a list of topic names' }).optional(),
   topic_pattern: nonEmpty('a regular expression over topic names').optional(),
+  format: choice(MESSAGE_FORMATS, lower).default('json'),
   group_id: nonEmpty('a consumer group id'),
   max_poll_records: int(1, 100_000, 'an integer from 1 to 100000').default(5000),
   start_from: choice(START_FROM, lower).default('earliest'),
@@ -387,6 +389,8 @@ export function crossProblems(input: unknown): ConfigProblem[] {
     }
   }
 
+  formatProblems(raw, add);
+
   // dead letters
   const dlKind = leaf(input, 'dead_letter.kind', deadLetterShape.kind) ?? 'delta';
   if (dlKind === 'kafka') {
@@ -470,6 +474,7 @@ export function toConfig(d: ParsedDocument): Config {
       brokers: [...new Set([...(k.broker ?? []), ...(k.brokers ?? [])])].join(','),
       topics: [...new Set([...(k.topic === undefined ? [] : [k.topic]), ...(k.topics ?? [])])],
       ...(k.topic_pattern === undefined ? {} : { topicPattern: anchoredTopicPattern(k.topic_pattern) }),
+      format: k.format,
       groupId: k.group_id,
       maxPollRecords: k.max_poll_records,
       startFrom: k.start_from,

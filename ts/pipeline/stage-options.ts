@@ -38,6 +38,7 @@ export function stageOptions(config: Config): StageOptions {
     rejectNullKeys: config.dedup.nullKeys === 'dead_letter' ? consolidationKeys(config) : [],
     epochUnit: config.delta.epochUnit,
     dayWindowYears: config.delta.dayWindowYears,
+    format: config.kafka.format,
     transform: {
       filter: config.transform.filter,
       columns: Object.entries(config.transform.columns).map(([name, expression]) => ({ name, expression })),
