@@ -29,7 +29,8 @@
  * - evolve (issue #13, no broker, only when named): decoding `BENCH_EVOLVE_BATCHES` (20) batches
  *   of 10,000 messages with `delta.schema_evolution` off and on, two new fields from the middle on.
  * - transform (issue #14, no broker, only when named): decoding `BENCH_TRANSFORM_BATCHES` (20)
- *   batches of 10,000 messages with no transform, a filter, and a filter with 2 derived columns.
+ *   batches of 10,000 messages with no transform, a filter, and a filter with 2 derived columns;
+ *   and the same records as Debezium change events (`kafka.format: debezium`).
  *
  * - freshness (issue #17, only when named): a producer process sends `BENCH_FRESH_RATES`
  *   (20000,50000) messages a second for `BENCH_FRESH_SECONDS` (30) while the pipeline runs with
@@ -328,7 +329,7 @@ interface TransformResult extends Timed {
 const transformResults: Array<Spread<TransformResult>> = [];
 if (cases.has('transform')) {
   const batches = Number(process.env.BENCH_TRANSFORM_BATCHES ?? 20);
-  for (const mode of ['none', 'filter', 'filter+columns']) {
+  for (const mode of ['none', 'filter', 'filter+columns', 'debezium']) {
     const dir = mkdtempSync(join(tmpdir(), 'kdr-bench-transform-'));
     try {
       transformResults.push(repeated<TransformResult>(`transform ${mode}`, './transform-case.ts', [dir, mode, String(batches)]));

@@ -6,8 +6,9 @@
  * Stages `<batches>` batches of {@link BATCH} messages (one in ten a heartbeat) into a fresh
  * table: as they are (`none`), with `transform.filter: event_type <> 'heartbeat'` (`filter`), and
  * with that filter and two derived columns, `upper(region)` and `CAST(amount * 100 AS BIGINT)`
- * (`filter+columns`). Reported: the median ms per batch (the first, warming up, left out) and
- * the messages per second it makes.
+ * (`filter+columns`); and with no transform, each record wrapped in a Debezium change event
+ * (`debezium`: `kafka.format: debezium`, the envelope unwrapped before the decode). Reported: the
+ * median ms per batch (the first, warming up, left out) and the messages per second it makes.
  */
 import type { StageOptions } from '../dist/index.js';
 import { BASE_COLUMNS, openBenchStage, packPartition0 } from './pack.js';
@@ -23,6 +24,7 @@ const COLUMNS = [
 ];
 const TRANSFORMS: Record<string, StageOptions['transform']> = {
   none: undefined,
+  debezium: undefined,
   filter: { filter: "event_type <> 'heartbeat'" },
   'filter+columns': {
     filter: "event_type <> 'heartbeat'",
@@ -41,14 +43,18 @@ async function main(): Promise<void> {
   if (!dir || mode === undefined || !(mode in TRANSFORMS) || !Number.isInteger(batches) || batches < 2) {
     throw new Error(`usage: transform-case.js <dir> <${Object.keys(TRANSFORMS).join('|')}> <batches >= 2>`);
   }
-  const stage = await openBenchStage(dir, COLUMNS, { transform: TRANSFORMS[mode] });
+  const debezium = mode === 'debezium';
+  const stage = await openBenchStage(dir, COLUMNS, { transform: TRANSFORMS[mode], format: debezium ? 'debezium' : 'json' });
+  // A Postgres connector's envelope around the same record, as a create.
+  const source = { version: '2.7.3.Final', connector: 'postgresql', name: 'shop', ts_ms: 1_763_900_000_000, snapshot: 'false', db: 'shop', schema: 'public', table: 'events', lsn: 123_456 };
+  const wrap = (record: object) => (debezium ? { before: null, after: record, source, op: 'c', ts_ms: 1_763_900_000_123, transaction: null } : record);
   const ms: number[] = [];
   let filtered = 0;
   for (let b = 0; b < batches; b += 1) {
     const payloads = Array.from({ length: BATCH }, (_, i) => {
       const n = b * BATCH + i;
       const type = n % 10 === 0 ? 'heartbeat' : 'click';
-      return JSON.stringify({ id: `e${n}`, seq: n, amount: n / 4, note: n % 3 === 0 ? null : 'a note', event_type: type, region: n % 2 === 0 ? 'eu' : 'us', date_col: DAY });
+      return JSON.stringify(wrap({ id: `e${n}`, seq: n, amount: n / 4, note: n % 3 === 0 ? null : 'a note', event_type: type, region: n % 2 === 0 ? 'eu' : 'us', date_col: DAY }));
     });
     const batch = packPartition0(payloads, b * BATCH);
     const started = performance.now();
