@@ -40,11 +40,11 @@ pub enum Change {
     Reject(&'static str, String),
 }
 
-/// The batch's messages with their envelopes unwrapped: the images back to back (a message
-/// that has none gets an empty span) and what each message means.
+/// The batch's messages with their envelopes unwrapped: where each one's image lies in the
+/// payload buffer (a message that has none gets an empty span) and what each message means.
 pub struct Unwrapped {
-    pub payloads: Vec<u8>,
-    pub ends: Vec<u32>,
+    starts: Vec<u32>,
+    ends: Vec<u32>,
     pub changes: Vec<Change>,
 }
 
@@ -60,33 +60,32 @@ impl Unwrapped {
                 }
             })
             .collect();
-        let size: usize = changes
+        let (starts, ends) = changes
             .iter()
-            .map(|c| match c {
-                Change::Row { span, .. } => span.len(),
-                _ => 0,
+            .enumerate()
+            .map(|(i, change)| {
+                let whole = messages.payload_span(i);
+                let image = match change {
+                    Change::Row { span, .. } => whole.start + span.start..whole.start + span.end,
+                    _ => whole.start..whole.start,
+                };
+                (image.start as u32, image.end as u32)
             })
-            .sum();
-        let mut payloads = Vec::with_capacity(size);
-        let mut ends = Vec::with_capacity(changes.len());
-        for (i, change) in changes.iter().enumerate() {
-            if let Change::Row { span, .. } = change {
-                payloads.extend_from_slice(&messages.payload(i)[span.clone()]);
-            }
-            ends.push(payloads.len() as u32);
-        }
+            .unzip();
         Unwrapped {
-            payloads,
+            starts,
             ends,
             changes,
         }
     }
 
-    /// The messages with their images as payloads; every other column as it was.
+    /// The messages with their images as payloads (read in place, not copied); every other
+    /// column as it was.
     pub fn view<'a>(&'a self, messages: &Messages<'a>) -> Messages<'a> {
         Messages {
-            payloads: &self.payloads,
+            payloads: messages.payloads,
             payload_ends: &self.ends,
+            payload_starts: Some(&self.starts),
             topic_indexes: messages.topic_indexes,
             partitions: messages.partitions,
             offsets: messages.offsets,

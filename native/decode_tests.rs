@@ -71,6 +71,7 @@ impl Packed {
         Messages {
             payloads: &self.payloads,
             payload_ends: &self.ends,
+            payload_starts: None,
             topic_indexes: &self.topics,
             partitions: &self.partitions,
             offsets: &self.offsets,

@@ -32,6 +32,7 @@ fn widened(
     let messages = Messages {
         payloads: &bytes,
         payload_ends: &ends,
+        payload_starts: None,
         topic_indexes: &topics,
         partitions: &partitions,
         offsets: &offsets,

@@ -10,6 +10,9 @@ pub struct Messages<'a> {
     pub payloads: &'a [u8],
     /// Exclusive end of each payload in `payloads`; message i spans `ends[i-1]..ends[i]`.
     pub payload_ends: &'a [u32],
+    /// Where each payload starts, when they do not follow each other (the row images inside
+    /// change events, `debezium.rs`); `None`: each starts where the one before ends.
+    pub payload_starts: Option<&'a [u32]>,
     pub topic_indexes: &'a [u16],
     pub partitions: &'a [i32],
     pub offsets: &'a [f64],
@@ -39,7 +42,15 @@ impl Messages<'_> {
     }
 
     pub fn payload(&self, i: usize) -> &[u8] {
-        &self.payloads[span(self.payload_ends, i)]
+        &self.payloads[self.payload_span(i)]
+    }
+
+    /// Where message i's payload lies in `payloads`.
+    pub fn payload_span(&self, i: usize) -> Range<usize> {
+        match self.payload_starts {
+            Some(starts) => starts[i] as usize..self.payload_ends[i] as usize,
+            None => span(self.payload_ends, i),
+        }
     }
 
     /// The message's key; `None` when it has none (an empty key is `Some` of no bytes).
@@ -90,11 +101,17 @@ impl Messages<'_> {
         let optional_ok = |column: Option<(&[u8], &[u32])>| {
             column.is_none_or(|(bytes, ends)| ends.len() == n && ends_ok(bytes, ends))
         };
-        if same_len
-            && optional_ok(self.keys)
-            && optional_ok(self.headers)
-            && ends_ok(self.payloads, self.payload_ends)
-        {
+        let payloads_ok = match self.payload_starts {
+            None => ends_ok(self.payloads, self.payload_ends),
+            Some(starts) => {
+                starts.len() == n
+                    && starts
+                        .iter()
+                        .zip(self.payload_ends)
+                        .all(|(&start, &end)| start <= end && end as usize <= self.payloads.len())
+            }
+        };
+        if same_len && optional_ok(self.keys) && optional_ok(self.headers) && payloads_ok {
             Ok(())
         } else {
             Err(CoreError::InvalidArgument(

@@ -26,6 +26,7 @@ pub(crate) fn append_blocking(
     let messages = Messages {
         payloads: &batch.payloads,
         payload_ends: &batch.payload_ends,
+        payload_starts: None,
         topic_indexes: &batch.topic_indexes,
         partitions: &batch.partitions,
         offsets: &batch.offsets,
