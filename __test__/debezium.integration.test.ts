@@ -117,15 +117,21 @@ function tableRows(table: string): Array<[number, string | null, string | null, 
     .sort((a, b) => a[0] - b[0]);
 }
 
-test('[integration] a Debezium replay of inserts, updates and deletes leaves the table equal to the source', async (t) => {
+/** An empty customers table and a topic with a source's snapshot and first changes (not produced yet). */
+async function replayFixture(prefix: string, snapshot: number, changes: number, seed: number) {
   const table = join(tempDir(), 'customers');
   createTableWithPython(table, COLUMNS, ['signup_day']);
-  const topic = uniqueName('kdr_debezium');
+  const topic = uniqueName(prefix);
   await createTopic(BROKERS, topic, PARTITIONS);
   const source = new Source(topic);
   const ts = Date.parse('2026-11-20T08:00:00Z');
-  source.snapshot(40, ts);
-  source.churn(400, 7, ts + 1_000);
+  source.snapshot(snapshot, ts);
+  source.churn(changes, seed, ts + 1_000);
+  return { table, topic, source, ts };
+}
+
+test('[integration] a Debezium replay of inserts, updates and deletes leaves the table equal to the source', async (t) => {
+  const { table, topic, source, ts } = await replayFixture('kdr_debezium', 40, 400, 7);
   // A truncate and a message that is not an event: dead letters, the partition goes on.
   source.messages.push({ key: '{"id":0}', value: JSON.stringify({ op: 't', ts_ms: ts, before: null, after: null }), partition: 0 });
   source.messages.push({ key: '{"id":0}', value: 'not json at all', partition: 0 });
@@ -191,4 +197,48 @@ test('[integration] with the day from ts_ms a delete removes the row of its own 
   const summary = await new Pipeline(parseConfig(config), { untilCaughtUp: true }).run();
   t.deepEqual(readTable(table).rows.map((r) => [r.id, r.name, r.change_day]), [[1, 'b', '2026-11-20']]);
   t.like(summary, { messages: 5, deadLetters: 0 });
+});
+
+/** Polls `check` every 100 ms until it holds (or fails after `ms`). */
+async function until(check: () => Promise<boolean>, ms: number, what: string): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+test('[integration] changes staged to disk at a stop before the scheduled flush keep their deletes across the restart', async (t) => {
+  const { table, topic, source } = await replayFixture('kdr_debezium_persist', 30, 300, 5);
+  await produceMessages(BROKERS, topic, source.messages);
+  const rows = source.messages.filter((m) => m.value !== null).length;
+
+  const at = new Date(Date.now() + 12 * 3600_000);
+  const farAway = `${String(at.getUTCHours()).padStart(2, '0')}:${String(at.getUTCMinutes()).padStart(2, '0')}`;
+  const config = testConfig({
+    topics: [topic],
+    group: uniqueName('kdr_group'),
+    tablePath: table,
+    partitionColumn: 'signup_day',
+    extra: {
+      kafka: { format: 'debezium', max_poll_records: 50 },
+      delta: { mode: 'MERGE', merge_keys: ['id'] },
+      batch: { schedule: farAway, timezone: 'UTC', batch_interval: undefined, batch_size: undefined },
+      buffer: { max_memory: '16KiB' },
+    },
+  });
+  const staging = new Pipeline(parseConfig(config));
+  const running = staging.run();
+  const staged = async () => {
+    const values = (await staging.metrics.registry.getSingleMetric('kafka_delta_staged_records')?.get())?.values ?? [];
+    return values.reduce((sum, v) => sum + v.value, 0) === rows;
+  };
+  await until(staged, 60_000, `${rows} staged rows`);
+  await staging.stop();
+  await running;
+  t.is(readTable(table).version, 0, 'nothing was committed at the stop');
+
+  const restart = await new Pipeline(parseConfig(config), { untilCaughtUp: true }).run();
+  t.deepEqual(tableRows(table), source.expected());
+  t.is(restart.messages, 0, 'every change came back from the staging directory, none from Kafka');
 });

@@ -98,9 +98,9 @@ pub struct Staging {
     /// What the manifest held at open, until `recover` has sorted it.
     found: Vec<Generation>,
     next_id: u64,
-    /// Held (an OS file lock) for the life of the stage: a second process on the same
+    /// Held (an OS file lock) until the stage is closed: a second process on the same
     /// directory would interleave generations.
-    _lock: File,
+    lock: Option<File>,
 }
 
 /// What recovery found in the staging directory.
@@ -115,6 +115,12 @@ pub struct Recovered {
 }
 
 impl Staging {
+    /// Gives the directory's lock up (the stage is done with it): another stage, in this
+    /// process or another, may open it now.
+    pub fn close(&mut self) {
+        self.lock = None;
+    }
+
     /// Opens (creating it) the staging directory and takes its lock.
     pub fn open(
         dir: &Path,
@@ -148,7 +154,7 @@ impl Staging {
             generations: Vec::new(),
             found: Vec::new(),
             next_id: 1,
-            _lock: lock,
+            lock: Some(lock),
         };
         if let Some(manifest) =
             Manifest::read(dir, &staging.identity, &staging.topics, topics_grow)?

@@ -237,6 +237,18 @@ impl Stage {
         Ok(StagedSegment::new(data))
     }
 
+    /// Gives up the staging directory once the pipeline is done with the stage, so that a
+    /// stage opened after it (a restart within the process) can take it. Rows staged later
+    /// stay in memory.
+    #[napi(catch_unwind)]
+    pub fn close(&self, env: &Env) -> napi::Result<()> {
+        let staging = lock(&self.state).or_throw(env)?.staging.take();
+        if let Some(staging) = staging {
+            lock(&staging).or_throw(env)?.close();
+        }
+        Ok(())
+    }
+
     /// Spills the rows in memory to disk now, durably (a stop that leaves them for the next
     /// scheduled flush). Returns whether anything was written; without staging, nothing is.
     #[napi(ts_return_type = "Promise<boolean>")]

@@ -95,6 +95,11 @@ export class Stage {
     return native(this.#native.persist());
   }
 
+  /** Gives up the staging directory (its lock) once the stage is no longer used. */
+  close(): void {
+    nativeSync(() => this.#native.close());
+  }
+
   /**
    * After an append reported `spillBlocked` (the staging disk was full): spills the rows over
    * the memory cap now if there is room again. Resolves with why it is still blocked, or null.

@@ -450,6 +450,8 @@ export class Pipeline {
       await this.#withinDeadline(this.#maintenance?.stop() ?? Promise.resolve());
       await source.disconnect();
       await this.#deadLetters?.close();
+      // The staging directory is free for the next pipeline (a restart within this process).
+      stage.close();
       // Peak resident memory of the process, for operators sizing buffer.max_memory.
       this.#log.info('pipeline stopped', { messages: intake.messages, peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024) });
       this.#nativeLogs?.stop();
