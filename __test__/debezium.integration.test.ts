@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { Pipeline, parseConfig } from '../ts/index.js';
 import { createTopic, produceMessages, type OutgoingMessage } from '../ts/tools/kafka-admin.js';
 import { createTableWithPython, readTable } from './helpers/delta.js';
-import { BROKERS, tempDir, testConfig, uniqueName } from './helpers/env.js';
+import { BROKERS, farAwayDailyTime, tempDir, testConfig, uniqueName } from './helpers/env.js';
+import { until } from './helpers/faults.js';
 
 const COLUMNS: Array<[string, string, boolean]> = [
   ['id', 'long', false],
@@ -199,22 +200,11 @@ test('[integration] with the day from ts_ms a delete removes the row of its own 
   t.like(summary, { messages: 5, deadLetters: 0 });
 });
 
-/** Polls `check` every 100 ms until it holds (or fails after `ms`). */
-async function until(check: () => Promise<boolean>, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 test('[integration] changes staged to disk at a stop before the scheduled flush keep their deletes across the restart', async (t) => {
   const { table, topic, source } = await replayFixture('kdr_debezium_persist', 30, 300, 5);
   await produceMessages(BROKERS, topic, source.messages);
   const rows = source.messages.filter((m) => m.value !== null).length;
 
-  const at = new Date(Date.now() + 12 * 3600_000);
-  const farAway = `${String(at.getUTCHours()).padStart(2, '0')}:${String(at.getUTCMinutes()).padStart(2, '0')}`;
   const config = testConfig({
     topics: [topic],
     group: uniqueName('kdr_group'),
@@ -223,7 +213,7 @@ test('[integration] changes staged to disk at a stop before the scheduled flush 
     extra: {
       kafka: { format: 'debezium', max_poll_records: 50 },
       delta: { mode: 'MERGE', merge_keys: ['id'] },
-      batch: { schedule: farAway, timezone: 'UTC', batch_interval: undefined, batch_size: undefined },
+      batch: { schedule: farAwayDailyTime(), timezone: 'UTC', batch_interval: undefined, batch_size: undefined },
       buffer: { max_memory: '16KiB' },
     },
   });
@@ -233,7 +223,7 @@ test('[integration] changes staged to disk at a stop before the scheduled flush 
     const values = (await staging.metrics.registry.getSingleMetric('kafka_delta_staged_records')?.get())?.values ?? [];
     return values.reduce((sum, v) => sum + v.value, 0) === rows;
   };
-  await until(staged, 60_000, `${rows} staged rows`);
+  await until(`${rows} rows are staged`, staged, 60_000, 100);
   await staging.stop();
   await running;
   t.is(readTable(table).version, 0, 'nothing was committed at the stop');

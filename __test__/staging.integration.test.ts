@@ -10,7 +10,7 @@ import type { Clock } from '../ts/pipeline/schedule.js';
 import { createTopic, produceMessages, type OutgoingMessage } from '../ts/tools/kafka-admin.js';
 import { runCli, startCli } from './helpers/cli.js';
 import { EVENT_COLUMNS, createTableWithPython, readTable } from './helpers/delta.js';
-import { BROKERS, memberConfig, tempDir, testConfig, uniqueName, writeConfig } from './helpers/env.js';
+import { BROKERS, farAwayDailyTime, memberConfig, tempDir, testConfig, uniqueName, writeConfig } from './helpers/env.js';
 
 const DAYS = ['2026-11-21', '2026-11-22'];
 const FILLER_NOTE = 'y'.repeat(300);
@@ -272,11 +272,6 @@ test.serial('[integration] two instances on 6 partitions, one killed mid-run: th
   t.deepEqual(idsOf(rows), expectedIds(topic, total));
 });
 
-/** A daily time about twelve hours from now (UTC), so a test run never reaches it. */
-function farAwayDailyTime(): string {
-  const at = new Date(Date.now() + 12 * 3600_000);
-  return `${String(at.getUTCHours()).padStart(2, '0')}:${String(at.getUTCMinutes()).padStart(2, '0')}`;
-}
 
 /**
  * `total` messages on a fresh topic, staged by a CLI run whose daily flush is hours away, then

@@ -13,7 +13,7 @@ import { createTopic, produceMessages, type OutgoingMessage } from '../ts/tools/
 import { runCli, startCli } from './helpers/cli.js';
 import { capturingLogger } from './helpers/log.js';
 import { EVENT_COLUMNS, createTableWithPython, readTable, txnVersions } from './helpers/delta.js';
-import { BROKERS, memberConfig, tempDir, testConfig, uniqueName, writeConfig } from './helpers/env.js';
+import { BROKERS, farAwayDailyTime, memberConfig, tempDir, testConfig, uniqueName, writeConfig } from './helpers/env.js';
 
 const DAY = '2026-11-30';
 
@@ -205,8 +205,3 @@ test.serial('[integration] two instances on one pattern, one killed while a new 
   t.deepEqual(rows.sort(), [...ids(first, 4000), ...ids(later, 3000)].sort());
 });
 
-/** A daily time about twelve hours from now (UTC), so a test run never reaches it. */
-function farAwayDailyTime(): string {
-  const at = new Date(Date.now() + 12 * 3600_000);
-  return `${String(at.getUTCHours()).padStart(2, '0')}:${String(at.getUTCMinutes()).padStart(2, '0')}`;
-}

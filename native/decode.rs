@@ -161,10 +161,7 @@ impl DecodeSpec {
             transform,
             timestamps: TimestampFields::of(&json_schema),
             json_schema,
-            staged_schema: crate::schema_change::staged_schema(&staged_columns(
-                &table_schema,
-                options.changes,
-            )),
+            staged_schema: crate::schema_change::staged_schema(&table_schema, options.changes),
             table_schema,
             committed,
             day_column,
@@ -292,8 +289,10 @@ impl DecodeSpec {
         };
         let rows = self.assemble(messages, &json_rows, &accepted, &days, &derived, changes)?;
         rejected.sort_by_key(|r| r.message_index);
-        filtered.extend(skipped);
-        filtered.sort_unstable();
+        if !skipped.is_empty() {
+            filtered.extend(skipped);
+            filtered.sort_unstable();
+        }
         Ok(Decoded {
             rows: Some(rows),
             days,
@@ -469,19 +468,6 @@ fn screen(
         None => {}
     }
     screen_payload(messages.payload(i)).map(|()| true)
-}
-
-/// The table's columns, and the delete flag when the rows are changes.
-pub fn staged_columns(table_schema: &Schema, changes: bool) -> Schema {
-    let mut fields: Vec<Field> = table_schema
-        .fields()
-        .iter()
-        .map(|f| f.as_ref().clone())
-        .collect();
-    if changes {
-        fields.push(crate::debezium::delete_field());
-    }
-    Schema::new(fields)
 }
 
 /// Casts a built column to the table's exact type (e.g. Int32 partition into an Int64 column).

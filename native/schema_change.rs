@@ -16,13 +16,17 @@ use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use crate::decode::{OFFSET_COLUMN, PARTITION_COLUMN, TOPIC_COLUMN};
 use crate::error::{CoreError, CoreResult};
 
-/// The schema rows are staged in: the table's columns, then the internal position columns.
-pub fn staged_schema(table_schema: &Schema) -> SchemaRef {
+/// The schema rows are staged in: the table's columns, the delete flag when they are change
+/// events (`debezium.rs`), then the internal position columns.
+pub fn staged_schema(table_schema: &Schema, changes: bool) -> SchemaRef {
     let mut fields: Vec<Field> = table_schema
         .fields()
         .iter()
         .map(|f| f.as_ref().clone())
         .collect();
+    if changes {
+        fields.push(crate::debezium::delete_field());
+    }
     fields.push(Field::new(TOPIC_COLUMN, DataType::UInt16, false));
     fields.push(Field::new(PARTITION_COLUMN, DataType::Int32, false));
     fields.push(Field::new(OFFSET_COLUMN, DataType::Int64, false));
@@ -133,7 +137,7 @@ mod tests {
     }
 
     fn staged_rows(schema: &Schema) -> RecordBatch {
-        let staged = staged_schema(schema);
+        let staged = staged_schema(schema, false);
         let columns: Vec<ArrayRef> = staged
             .fields()
             .iter()
@@ -156,8 +160,8 @@ mod tests {
             Field::new("region", DataType::Utf8, true),
         ]);
         assert_eq!(added_columns(&old, &new), vec!["region"]);
-        let rows = conform(staged_rows(&old), &staged_schema(&new)).expect("conform");
-        assert_eq!(rows.schema(), staged_schema(&new));
+        let rows = conform(staged_rows(&old), &staged_schema(&new, false)).expect("conform");
+        assert_eq!(rows.schema(), staged_schema(&new, false));
         let region = rows.column_by_name("region").expect("region");
         assert_eq!(region.null_count(), 2);
     }
@@ -173,7 +177,8 @@ mod tests {
             Field::new("id", DataType::Utf8, false),
             Field::new("n", DataType::Int64, true),
         ]);
-        let err = conform(staged_rows(&old), &staged_schema(&new)).expect_err("incompatible");
+        let err =
+            conform(staged_rows(&old), &staged_schema(&new, false)).expect_err("incompatible");
         let text = err.to_string();
         assert!(text.contains("\"gone\" was dropped"), "{text}");
         assert!(text.contains("\"n\" is now Int64"), "{text}");

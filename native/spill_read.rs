@@ -106,9 +106,14 @@ impl SegmentPart {
         })
     }
 
-    /// Reads every row into the table's schema of now (`table_schema`).
-    pub fn conform_to(&mut self, table_schema: &deltalake::arrow::datatypes::Schema) {
-        self.schema = Some(crate::schema_change::staged_schema(table_schema));
+    /// Reads every row into the table's schema of now (`table_schema`), with the delete flag
+    /// of change events when `changes`.
+    pub fn conform_to(
+        &mut self,
+        table_schema: &deltalake::arrow::datatypes::Schema,
+        changes: bool,
+    ) {
+        self.schema = Some(crate::schema_change::staged_schema(table_schema, changes));
     }
 
     /// The table columns of all the part's rows together: spill files keep the staged schema of

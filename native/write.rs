@@ -197,7 +197,7 @@ async fn prepare(
         };
         added = crate::evolve::added_paths(table_schema.fields(), target.fields());
         // Change events carry their delete flag to the MERGE (`debezium.rs`).
-        source.conform_to(&crate::decode::staged_columns(&target, changes));
+        source.conform_to(&target, changes);
     }
     let source = Arc::new(source);
     let (dedup_spec, merge_spec) = match options.part {

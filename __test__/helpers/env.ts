@@ -21,6 +21,12 @@ export function tempDir(prefix = 'kdr-test-'): string {
 }
 
 /** Writes a YAML config file into `dir` and returns its path. */
+/** A daily time about twelve hours from now (UTC), so a test run never reaches it. */
+export function farAwayDailyTime(): string {
+  const at = new Date(Date.now() + 12 * 3600_000);
+  return `${String(at.getUTCHours()).padStart(2, '0')}:${String(at.getUTCMinutes()).padStart(2, '0')}`;
+}
+
 export function writeConfig(dir: string, config: Record<string, unknown>, name = 'config.yaml'): string {
   const path = join(dir, name);
   writeFileSync(path, stringify(config));
